@@ -1,0 +1,173 @@
+"""The registry of model builders: one name per family, Keras 3 Functional API, uncompiled models.
+
+Every builder takes keyword-only hyperparameters whose names equal the keys of the family's
+section in ``params.yaml`` (and the Optuna trial parameter names), so best params rebuild a
+model directly. Inputs are right-padded token ids (id 0 = padding). Recurrent families mask the
+padding; with their defaults (tanh/sigmoid, ``recurrent_dropout=0``, ``unroll=False``, right
+padding) LSTM and GRU stay eligible for the fast cuDNN kernel on a GPU. A non-zero
+``recurrent_dropout`` or ``padding: pre`` switches that kernel off.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+
+import keras
+from keras import layers
+
+from imdb_rnn.errors import PipelineError
+
+_CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+def _token_input(maxlen: int, *, fixed_length: bool) -> keras.KerasTensor:
+    # Variable length (None) lets batches be padded only to their longest review.
+    return keras.Input(shape=(maxlen if fixed_length else None,), dtype="int32", name="token_ids")
+
+
+def _output(x: keras.KerasTensor) -> keras.KerasTensor:
+    # float32 output keeps the loss numerically safe under a mixed-precision policy.
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(x)
+
+
+def _hidden(x: keras.KerasTensor, units: int, dropout: float) -> keras.KerasTensor:
+    if units > 0:
+        x = layers.Dense(units, activation="relu", name="hidden")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="output_dropout")(x)
+    return x
+
+
+def build_feedforward(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
+                      pooling: str = "average", units: int = 0) -> keras.Model:
+    """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid."""
+    flatten = pooling == "flatten"
+    inputs = _token_input(maxlen, fixed_length=flatten)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten, name="embedding")(inputs)
+    if flatten:
+        x = layers.Flatten(name="flatten")(x)  # (batch, maxlen * embedding_dim)
+    elif pooling == "average":
+        x = layers.GlobalAveragePooling1D(name="average_pool")(x)  # masked mean
+    else:
+        x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    x = _hidden(x, units, dropout)
+    return keras.Model(inputs, _output(x), name="feedforward")
+
+
+def build_cnn(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, filters: int,
+              kernel_size: int, num_layers: int = 1, units: int = 0) -> keras.Model:
+    """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense."""
+    inputs = _token_input(maxlen, fixed_length=False)
+    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+    for i in range(num_layers):
+        if i > 0:
+            x = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}")(x)
+        # "same" padding: a batch of short reviews is never shorter than the kernel.
+        x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu",
+                          name=f"conv_{i + 1}")(x)  # (batch, time, filters)
+    x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    x = _hidden(x, units, dropout)
+    return keras.Model(inputs, _output(x), name="cnn")
+
+
+def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], layers.Layer],
+                     num_layers: int, pooling: str) -> keras.KerasTensor:
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = make_layer(not last or pooling != "last", i)(x)
+    if pooling == "max":
+        x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+    elif pooling == "mean":
+        x = layers.GlobalAveragePooling1D(name="mean_pool")(x)  # masked mean
+    return x
+
+
+def _recurrent(family: str, *, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
+               units: int, num_layers: int, recurrent_dropout: float, pooling: str,
+               bidirectional: bool = False) -> keras.Model:
+    cell = _CELLS[family]
+    inputs = _token_input(maxlen, fixed_length=False)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="embedding_dropout")(x)
+
+    def make_layer(return_sequences: bool, i: int) -> layers.Layer:
+        rnn = cell(units, return_sequences=return_sequences, recurrent_dropout=recurrent_dropout,
+                   name=f"{family}_{i + 1}")
+        return layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}") if bidirectional else rnn
+
+    x = _recurrent_stack(x, make_layer, num_layers, pooling)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="output_dropout")(x)
+    name = f"bidirectional_{family}" if bidirectional else family
+    return keras.Model(inputs, _output(x), name=name)
+
+
+def build_simple_rnn(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
+                     units: int, num_layers: int = 1, recurrent_dropout: float = 0.0,
+                     pooling: str = "last") -> keras.Model:
+    """Embedding, ``num_layers`` stacked SimpleRNN, sigmoid output."""
+    return _recurrent("simple_rnn", vocab_size=vocab_size, maxlen=maxlen,
+                      embedding_dim=embedding_dim, dropout=dropout, units=units,
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout, pooling=pooling)
+
+
+def build_lstm(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, units: int,
+               num_layers: int = 1, recurrent_dropout: float = 0.0,
+               pooling: str = "last") -> keras.Model:
+    """Embedding, ``num_layers`` stacked LSTM, sigmoid output."""
+    return _recurrent("lstm", vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling)
+
+
+def build_gru(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, units: int,
+              num_layers: int = 1, recurrent_dropout: float = 0.0,
+              pooling: str = "last") -> keras.Model:
+    """Embedding, ``num_layers`` stacked GRU, sigmoid output."""
+    return _recurrent("gru", vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling)
+
+
+def build_bidirectional(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
+                        units: int, cell: str = "lstm", num_layers: int = 1,
+                        recurrent_dropout: float = 0.0, pooling: str = "last") -> keras.Model:
+    """Embedding, ``num_layers`` Bidirectional(SimpleRNN, LSTM or GRU), sigmoid output."""
+    return _recurrent(cell, vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling, bidirectional=True)
+
+
+MODEL_BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "feedforward": build_feedforward,
+    "cnn": build_cnn,
+    "simple_rnn": build_simple_rnn,
+    "bidirectional": build_bidirectional,
+    "lstm": build_lstm,
+    "gru": build_gru,
+}
+
+
+def builder_arguments(family: str) -> set[str]:
+    """Names of the keyword hyperparameters a family's builder takes (without vocab_size)."""
+    return set(inspect.signature(get_builder(family)).parameters) - {"vocab_size"}
+
+
+def get_builder(family: str) -> Callable[..., keras.Model]:
+    """The builder for ``family``; an unknown name fails with the list of valid ones."""
+    try:
+        return MODEL_BUILDERS[family]
+    except KeyError:
+        raise PipelineError(f"unknown model family {family!r}; valid: "
+                            f"{', '.join(sorted(MODEL_BUILDERS))}") from None
+
+
+def build_model(family: str, *, vocab_size: int, **hyperparameters: object) -> keras.Model:
+    """Build an uncompiled model of ``family``; unknown hyperparameters are named in the error."""
+    unknown = set(hyperparameters) - builder_arguments(family)
+    if unknown:
+        raise PipelineError(f"{family}: unknown hyperparameter(s) {', '.join(sorted(unknown))}; "
+                            f"valid: {', '.join(sorted(builder_arguments(family)))}")
+    return get_builder(family)(vocab_size=vocab_size, **hyperparameters)

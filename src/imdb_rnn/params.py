@@ -1,0 +1,222 @@
+"""The one typed model of ``params.yaml``: frozen sections, unknown keys and wrong types rejected.
+
+Every stage loads the whole file through :func:`load_params` (so a typo anywhere is caught by the
+first stage that runs) and reads its own section. Errors name the key, e.g.
+``params.yaml: vectorize.max_features: Input should be a valid integer (got '20000')``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from imdb_rnn.errors import PipelineError
+
+
+class _Section(BaseModel):
+    # strict: "10" is not an int; an int is still accepted where a float belongs.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FetchParams(_Section):
+    """Where the aclImdb archive comes from and the checksum it must have."""
+
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # A machine without internet uses a local copy of the archive: when this file exists it is
+    # used instead of ``url`` and must match ``local_sha256``. Missing file: download from url.
+    local_archive: str | None = None
+    local_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _local_needs_checksum(self) -> FetchParams:
+        if self.local_archive is not None and self.local_sha256 is None:
+            raise ValueError("local_archive is set, so local_sha256 must be set too")
+        return self
+
+
+class PreprocessParams(_Section):
+    """Text standardisation, the validation split and the duplicate policy."""
+
+    lowercase: bool
+    # keep: leave punctuation in words; strip: delete it; split: make each mark its own token.
+    punctuation: Literal["keep", "strip", "split"]
+    val_fraction: float = Field(gt=0.0, lt=1.0)
+    split_seed: int
+    # Test reviews whose exact text also occurs in train: True drops them from test (cleaner
+    # estimate), False keeps the official 25,000 (comparable with published numbers).
+    drop_test_duplicates: bool
+    report_maxlens: list[Annotated[int, Field(gt=0)]]
+
+
+class VectorizeParams(_Section):
+    """Vocabulary size; ids 0 and 1 are reserved for padding and out-of-vocabulary tokens."""
+
+    max_features: int = Field(ge=3)
+
+
+class _ModelParams(_Section):
+    """Fields every model family shares: input shaping and the optimiser. The rest go to the builder."""
+
+    maxlen: int = Field(gt=0)
+    # post padding keeps LSTM/GRU eligible for the cuDNN kernel when masking is on.
+    padding: Literal["pre", "post"] = "post"
+    # pre truncation keeps the end of a long review, where the verdict usually is.
+    truncating: Literal["pre", "post"] = "pre"
+    batch_size: int = Field(gt=0)
+    learning_rate: float = Field(gt=0.0)
+    optimizer: Literal["adam", "rmsprop", "adadelta", "sgd"] = "adam"
+    epochs: int = Field(gt=0)
+    embedding_dim: int = Field(gt=0)
+    dropout: float = Field(ge=0.0, lt=1.0)
+
+
+class FeedforwardParams(_ModelParams):
+    family: Literal["feedforward"]
+    # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
+    pooling: Literal["flatten", "average", "max"] = "average"
+    units: int = Field(ge=0)  # hidden Dense layer; 0 = none
+
+
+class CnnParams(_ModelParams):
+    family: Literal["cnn"]
+    filters: int = Field(gt=0)
+    kernel_size: int = Field(gt=0)
+    num_layers: int = Field(ge=1)
+    units: int = Field(ge=0)
+
+
+class RecurrentParams(_ModelParams):
+    family: Literal["simple_rnn", "lstm", "gru"]
+    units: int = Field(gt=0)
+    num_layers: int = Field(ge=1)
+    # Non-zero recurrent_dropout switches LSTM/GRU off the cuDNN kernel on a GPU.
+    recurrent_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    # last: the final hidden state; max/mean: pool every step's state (return_sequences on top).
+    pooling: Literal["last", "max", "mean"] = "last"
+
+
+class BidirectionalParams(RecurrentParams):
+    family: Literal["bidirectional"]  # type: ignore[assignment]
+    cell: Literal["simple_rnn", "lstm", "gru"]
+
+
+ModelParams = Annotated[
+    FeedforwardParams | CnnParams | RecurrentParams | BidirectionalParams,
+    Field(discriminator="family"),
+]
+# Fields of a model section that configure training only; the rest (maxlen too) go to the builder.
+TRAINING_ONLY_FIELDS = frozenset({"family", "padding", "truncating", "batch_size",
+                             "learning_rate", "optimizer", "epochs"})
+
+
+class TrainParams(_Section):
+    """Shared training settings and one section per trained model (one DVC stage each)."""
+
+    # Training seed (weights, shuffling); kept apart from preprocess.split_seed so the split
+    # stays fixed while training seeds vary.
+    seed: int
+    monitor: Literal["val_loss", "val_accuracy"]
+    patience: int = Field(ge=0)
+    models: dict[str, ModelParams]
+
+    @model_validator(mode="after")
+    def _names_are_paths(self) -> TrainParams:
+        for name in self.models:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"model name {name!r} must be letters, digits and underscores")
+        return self
+
+
+class EvaluateParams(_Section):
+    """Evaluation settings."""
+
+    batch_size: int = Field(gt=0)
+    # Classification threshold on the positive-class probability.
+    threshold: float = Field(gt=0.0, lt=1.0)
+
+
+class ReferenceParams(_Section):
+    """TF-IDF + logistic regression reference, fitted on the training split only."""
+
+    ngram_max: int = Field(ge=1)
+    min_df: int = Field(ge=1)
+    max_features: int | None = Field(default=None, gt=0)
+    C: float = Field(gt=0.0)
+    seed: int
+
+
+class MlflowParams(_Section):
+    """Tracking defaults; MLFLOW_TRACKING_URI in the environment overrides ``tracking_uri``."""
+
+    tracking_uri: str
+    experiment: str
+
+
+class Params(_Section):
+    fetch: FetchParams
+    preprocess: PreprocessParams
+    vectorize: VectorizeParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    reference: ReferenceParams
+    mlflow: MlflowParams
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # A discriminated union puts the family tag into the location: train.models.NAME.TAG.key.
+    if parts[:2] == ["train", "models"] and len(parts) > 3 and parts[3] in _FAMILY_TAGS:
+        del parts[3]
+    return ".".join(parts)
+
+
+_FAMILY_TAGS = {"feedforward", "cnn", "simple_rnn", "lstm", "gru", "bidirectional"}
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    errors = error.errors()
+    # A misspelt key shows up as one unknown and one missing key: report the unknown one first.
+    first = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    where = _format_location(first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
+        message = f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+    elif first["type"] == "missing":
+        message = "missing key"
+    else:
+        message = f"{first['msg']} (got {first['input']!r})"
+    more = len(errors) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{source}: {where}: {message}{suffix}"
+
+
+def parse_params(data: Any, source: str = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping."""
+    if not isinstance(data, dict):
+        raise PipelineError(f"{source}: expected a mapping of sections at the top level")
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        raise PipelineError(_one_line(error, source)) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; any problem raises a one-line :class:`PipelineError`."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{path}:{where} is not valid YAML") from None
+    return parse_params(data, str(path))

@@ -1,0 +1,31 @@
+"""DVC stage `preprocess`: archive -> one clean reviews table (parquet) and the data report."""
+
+import argparse
+
+from imdb_rnn.cli import stage_main
+from imdb_rnn.io import atomic_path, write_json, write_text
+from imdb_rnn.params import load_params
+from imdb_rnn.preprocess import build_table, data_report, read_archive, report_markdown
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--archive", required=True)
+    parser.add_argument("--out", required=True, help="reviews table (.parquet)")
+    parser.add_argument("--report-json", required=True)
+    parser.add_argument("--report-md", required=True)
+    args = parser.parse_args()
+    params = load_params(args.params).preprocess
+    table, duplicates = build_table(read_archive(args.archive), params)
+    report = data_report(table, duplicates, params.report_maxlens)
+    with atomic_path(args.out) as tmp:
+        table.to_parquet(tmp, index=False)
+    write_json(args.report_json, report)
+    write_text(args.report_md, report_markdown(report, params, args.archive))
+    counts = ", ".join(f"{k} {v['reviews']:,}" for k, v in report["counts"].items())
+    print(f"preprocess: {len(table):,} reviews ({counts}) -> {args.out}")
+
+
+if __name__ == "__main__":
+    stage_main(main)

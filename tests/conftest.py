@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny hand-made aclImdb archives and a small stratified slice of the real one."""
+
+from __future__ import annotations
+
+import io
+import re
+import tarfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
+
+
+def make_archive(path: Path, files: dict[str, bytes], dirs: tuple[str, ...] = ()) -> Path:
+    """Write a .tar.gz with ``files`` (name -> bytes) and empty ``dirs`` under ``aclImdb/``."""
+    with tarfile.open(path, "w:gz") as archive:
+        for name in dirs:
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.type = tarfile.DIRTYPE
+            archive.addfile(info)
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"aclImdb/{name}")
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def tiny_reviews(per_label: int = 6) -> dict[str, bytes]:
+    """A few reviews per split and label, with distinct texts and valid ratings."""
+    words = {"pos": "great wonderful loved it", "neg": "awful boring hated it"}
+    files = {}
+    for split in ("train", "test"):
+        for label, rating in (("pos", 8), ("neg", 2)):
+            for i in range(per_label):
+                text = f"{split} review {i}: {words[label]}!<br /><br />Number {i}."
+                files[f"{split}/{label}/{i}_{rating}.txt"] = text.encode()
+    return files
+
+
+@pytest.fixture
+def tiny_archive(tmp_path: Path) -> Path:
+    return make_archive(tmp_path / "tiny.tar.gz", tiny_reviews())
+
+
+_REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
+
+
+def slice_archive(source: Path, out: Path, per_dir: int) -> Path:
+    """Copy the first ``per_dir`` reviews of each split/label folder of ``source`` to ``out``."""
+    taken: dict[tuple[str, str], int] = {}
+    with tarfile.open(source, "r:gz") as src, tarfile.open(out, "w:gz") as dst:
+        for member in src:
+            match = _REVIEW.match(member.name)
+            if not match or taken.get(match.groups(), 0) >= per_dir:
+                continue
+            taken[match.groups()] = taken.get(match.groups(), 0) + 1
+            dst.addfile(member, src.extractfile(member))
+            if len(taken) == 4 and all(n >= per_dir for n in taken.values()):
+                break
+    return out
+
+
+@pytest.fixture(scope="session")
+def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stratified slice of the real IMDB archive: 150 reviews per split and label."""
+    if not SHARED_ARCHIVE.is_file():
+        pytest.skip(f"offline IMDB copy not found at {SHARED_ARCHIVE}")
+    out = tmp_path_factory.mktemp("imdb") / "aclImdb_slice.tar.gz"
+    return slice_archive(SHARED_ARCHIVE, out, per_dir=150)

@@ -1,0 +1,68 @@
+"""The typed params model: the real params.yaml loads; typos and wrong types name the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.params import load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def raw():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_project_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.vectorize.max_features > 2
+    with pytest.raises(Exception):
+        params.vectorize.max_features = 5  # frozen
+
+
+def test_misspelt_key_is_named(raw):
+    raw["preprocess"]["lowercse"] = raw["preprocess"].pop("lowercase")
+    with pytest.raises(PipelineError, match=r"^params.yaml: preprocess.lowercse: unknown key"):
+        parse_params(raw)
+
+
+def test_string_where_a_number_belongs_is_named(raw):
+    raw["vectorize"]["max_features"] = "20000"
+    with pytest.raises(PipelineError, match=r"vectorize.max_features: .*integer.*'20000'"):
+        parse_params(raw)
+
+
+def test_missing_section_is_named(raw):
+    del raw["fetch"]
+    with pytest.raises(PipelineError, match=r"fetch: missing key"):
+        parse_params(raw)
+
+
+def test_model_key_error_names_the_model_not_the_family_tag(raw):
+    name = next(iter(raw["train"]["models"]))
+    raw["train"]["models"][name]["unitz"] = 3
+    with pytest.raises(PipelineError, match=rf"train.models.{name}.unitz: unknown key"):
+        parse_params(raw)
+
+
+def test_unknown_family_is_an_error(raw):
+    name = next(iter(raw["train"]["models"]))
+    raw["train"]["models"][name]["family"] = "transformer"
+    with pytest.raises(PipelineError, match=rf"train.models.{name}"):
+        parse_params(raw)
+
+
+def test_invalid_yaml_is_one_line(tmp_path):
+    bad = tmp_path / "params.yaml"
+    bad.write_text("fetch: [unclosed\n")
+    with pytest.raises(PipelineError, match=r"is not valid YAML") as info:
+        load_params(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(PipelineError, match="not found"):
+        load_params(tmp_path / "nope.yaml")

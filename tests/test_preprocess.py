@@ -1,0 +1,127 @@
+"""preprocess: the archive reader, its one-line errors, the split and the duplicate policy."""
+
+from __future__ import annotations
+
+import gzip
+
+import pandas as pd
+import pytest
+from conftest import make_archive, tiny_reviews
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.params import PreprocessParams
+from imdb_rnn.preprocess import build_table, count_duplicates, data_report, read_archive
+
+
+def pp(**overrides) -> PreprocessParams:
+    base = dict(lowercase=True, punctuation="split", val_fraction=0.5, split_seed=1,
+                drop_test_duplicates=False, report_maxlens=[5, 10])
+    return PreprocessParams(**{**base, **overrides})
+
+
+def test_reads_every_labeled_review(tiny_archive):
+    table = read_archive(tiny_archive)
+    assert len(table) == 24
+    assert table["review"].is_unique
+    assert table.groupby(["split", "label"]).size().tolist() == [6, 6, 6, 6]
+    row = table[table["review"] == "train/pos/3_8.txt"].iloc[0]
+    assert (row["id"], row["label"], row["rating"]) == (3, 1, 8)
+    assert row["text"].startswith("train review 3")
+
+
+def test_unlabeled_and_other_files_are_skipped(tmp_path):
+    files = tiny_reviews(2) | {"train/unsup/5_0.txt": b"no label", "README": b"readme"}
+    table = read_archive(make_archive(tmp_path / "a.tar.gz", files))
+    assert len(table) == 8
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda f: {k: v for k, v in f.items() if not k.startswith("test/neg/")},
+         r"missing directory aclImdb/test/neg/"),
+        (lambda f: f | {"train/pos/99_9.txt": b"  \n"}, r"train/pos/99_9.txt: empty review file"),
+        (lambda f: f | {"test/neg/7_1.txt": b"bad \xff byte"},
+         r"test/neg/7_1.txt: not valid UTF-8 \(byte 0xff at offset 4\)"),
+        (lambda f: f | {"train/neg/8_9.txt": b"text"}, r"rating 9 is impossible for a neg review"),
+    ],
+)
+def test_bad_archives_give_one_line_naming_the_culprit(tmp_path, mutate, message):
+    archive = make_archive(tmp_path / "bad.tar.gz", mutate(tiny_reviews()))
+    with pytest.raises(PipelineError, match=message) as info:
+        read_archive(archive)
+    assert "\n" not in str(info.value)
+
+
+def test_label_directory_without_files(tmp_path):
+    files = {k: v for k, v in tiny_reviews().items() if not k.startswith("train/pos/")}
+    archive = make_archive(tmp_path / "a.tar.gz", files, dirs=("train/pos",))
+    with pytest.raises(PipelineError, match=r"aclImdb/train/pos/ has no review files"):
+        read_archive(archive)
+
+
+def test_truncated_archive(tiny_archive, tmp_path):
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(tiny_archive.read_bytes()[:-60])
+    with pytest.raises(PipelineError, match=r"cut.tar.gz: corrupt or truncated archive"):
+        read_archive(cut)
+
+
+def test_not_an_archive(tmp_path):
+    junk = tmp_path / "junk.tar.gz"
+    junk.write_bytes(gzip.compress(b"not a tar file at all" * 30))
+    with pytest.raises(PipelineError, match="corrupt or truncated"):
+        read_archive(junk)
+
+
+def test_split_is_stratified_and_test_untouched(tiny_archive):
+    table, _ = build_table(read_archive(tiny_archive), pp())
+    counts = table.groupby(["split", "label"], observed=True).size()
+    assert counts.loc["val"].tolist() == [3, 3]
+    assert counts.loc["train"].tolist() == [3, 3]
+    assert counts.loc["test"].tolist() == [6, 6]
+    assert table["text"].iloc[0] == table["text"].iloc[0].lower()
+
+
+def test_split_seed_reproducible_and_effective(imdb_slice):
+    raw = read_archive(imdb_slice)
+    val = lambda seed: set(build_table(raw, pp(split_seed=seed))[0].query("split == 'val'")["review"])  # noqa: E731
+    assert val(1) == val(1)
+    assert val(1) != val(2)
+
+
+def _with_duplicates() -> dict[str, bytes]:
+    files = tiny_reviews()
+    files["train/pos/50_9.txt"] = files["train/pos/0_8.txt"]  # repeat inside train
+    files["test/pos/60_9.txt"] = files["train/pos/1_8.txt"]  # test text also in train
+    return files
+
+
+def test_duplicates_counted_and_kept_together(tmp_path):
+    raw = read_archive(make_archive(tmp_path / "d.tar.gz", _with_duplicates()))
+    counts = count_duplicates(raw)
+    assert counts["repeated_in_train"] == 1
+    assert counts["in_train_and_test"] == 1
+    assert counts["test_reviews_in_train"] == 1
+    for seed in range(5):
+        table, _ = build_table(raw, pp(split_seed=seed))
+        pair = table[table["review"].isin(["train/pos/0_8.txt", "train/pos/50_9.txt"])]
+        assert pair["split"].nunique() == 1
+
+
+@pytest.mark.parametrize(("drop", "test_size"), [(False, 13), (True, 12)])
+def test_test_duplicate_policy(tmp_path, drop, test_size):
+    raw = read_archive(make_archive(tmp_path / "d.tar.gz", _with_duplicates()))
+    table, duplicates = build_table(raw, pp(drop_test_duplicates=drop))
+    assert (table["split"] == "test").sum() == test_size
+    assert duplicates["test_dropped"] == 13 - test_size
+
+
+def test_data_report(tiny_archive):
+    table, duplicates = build_table(read_archive(tiny_archive), pp())
+    report = data_report(table, duplicates, [5, 100])
+    assert report["counts"]["test"] == {"reviews": 12, "neg": 6, "pos": 6}
+    # "train review 0 : great wonderful loved it ! number 0 ." is 12 tokens
+    assert report["length_tokens"]["max"] == 12
+    assert report["length_tokens"]["share_cut_at"] == {"5": 1.0, "100": 0.0}
+    assert isinstance(pd.Series(report["length_tokens"]).to_dict(), dict)
