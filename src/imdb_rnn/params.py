@@ -60,7 +60,7 @@ class VectorizeParams(_Section):
     max_features: int = Field(ge=3)
 
 
-class _ModelParams(_Section):
+class ModelSection(_Section):
     """Fields every model family shares: input shaping and the optimiser. The rest go to the builder."""
 
     maxlen: int = Field(gt=0)
@@ -76,14 +76,14 @@ class _ModelParams(_Section):
     dropout: float = Field(ge=0.0, lt=1.0)
 
 
-class FeedforwardParams(_ModelParams):
+class FeedforwardParams(ModelSection):
     family: Literal["feedforward"]
     # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
     pooling: Literal["flatten", "average", "max"] = "average"
     units: int = Field(ge=0)  # hidden Dense layer; 0 = none
 
 
-class CnnParams(_ModelParams):
+class CnnParams(ModelSection):
     family: Literal["cnn"]
     filters: int = Field(gt=0)
     kernel_size: int = Field(gt=0)
@@ -91,7 +91,7 @@ class CnnParams(_ModelParams):
     units: int = Field(ge=0)
 
 
-class RecurrentParams(_ModelParams):
+class RecurrentParams(ModelSection):
     family: Literal["simple_rnn", "lstm", "gru"]
     units: int = Field(gt=0)
     num_layers: int = Field(ge=1)

@@ -1,0 +1,63 @@
+"""Test-split metrics shared by every model (neural, TF-IDF reference, null model) and their files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn import metrics as skm
+
+from imdb_rnn.io import atomic_path, write_json
+
+# Keep the ROC curve file small enough for git: at most this many points.
+ROC_POINTS = 200
+
+
+def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
+                           threshold: float = 0.5) -> dict:
+    """Accuracy, precision, recall, F1, ROC AUC, log loss and the confusion matrix."""
+    labels = np.asarray(labels).astype(int)
+    predicted = (probabilities >= threshold).astype(int)
+    tn, fp, fn, tp = skm.confusion_matrix(labels, predicted, labels=[0, 1]).ravel()
+    clipped = np.clip(probabilities.astype(np.float64), 1e-7, 1 - 1e-7)
+    return {
+        "reviews": int(len(labels)),
+        "accuracy": float(skm.accuracy_score(labels, predicted)),
+        "precision": float(skm.precision_score(labels, predicted, zero_division=0)),
+        "recall": float(skm.recall_score(labels, predicted, zero_division=0)),
+        "f1": float(skm.f1_score(labels, predicted, zero_division=0)),
+        "roc_auc": float(skm.roc_auc_score(labels, probabilities)),
+        "log_loss": float(skm.log_loss(labels, clipped, labels=[0, 1])),
+        "confusion": {"tn": int(tn), "fp": int(fp), "fn": int(fn), "tp": int(tp)},
+    }
+
+
+def roc_points(labels: np.ndarray, probabilities: np.ndarray) -> pd.DataFrame:
+    """ROC curve (fpr, tpr, threshold), thinned to at most ROC_POINTS rows."""
+    fpr, tpr, thresholds = skm.roc_curve(labels, probabilities, drop_intermediate=True)
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).round().astype(int))
+    # roc_curve's first threshold is +inf; JSON and CSV readers prefer a finite number.
+    return pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep],
+                         "threshold": np.minimum(thresholds[keep], 1.0)})
+
+
+def predictions_table(reviews: np.ndarray, labels: np.ndarray, probabilities: np.ndarray,
+                      threshold: float = 0.5) -> pd.DataFrame:
+    """One row per test review: its key, true label, probability and predicted label."""
+    return pd.DataFrame({"review": reviews, "label": np.asarray(labels).astype(int),
+                         "probability": probabilities.astype(np.float32),
+                         "predicted": (probabilities >= threshold).astype(int)})
+
+
+def write_evaluation(name: str, reviews: np.ndarray, labels: np.ndarray,
+                     probabilities: np.ndarray, *, threshold: float, extra: dict,
+                     metrics_path: Path, roc_path: Path, predictions_path: Path) -> dict:
+    """Compute the test metrics and write metrics JSON, ROC CSV and per-review predictions."""
+    result = {"model": name, **classification_metrics(labels, probabilities, threshold), **extra}
+    with atomic_path(predictions_path) as tmp:
+        predictions_table(reviews, labels, probabilities, threshold).to_csv(tmp, index=False)
+    with atomic_path(roc_path) as tmp:
+        roc_points(labels, probabilities).to_csv(tmp, index=False, float_format="%.5f")
+    write_json(metrics_path, result)
+    return result

@@ -1,0 +1,138 @@
+"""The one module that talks to MLflow: store checks, experiments, runs that always close.
+
+Default store: ``sqlite:///mlflow.db`` in the project (no server to start). ``MLFLOW_TRACKING_URI``
+in the environment points every stage at a shared tracking server instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow.tracking import MlflowClient
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.params import MlflowParams
+
+# Without this tag MLflow 3 opens an experiment in its GenAI view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def tracking_uri(params: MlflowParams) -> str:
+    """The store to use: MLFLOW_TRACKING_URI if set, else the params default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+
+
+def connect(params: MlflowParams, experiment: str | None = None) -> str:
+    """Point MLflow at the store and make sure it answers now, not after an hour of training.
+
+    Creates the experiment (tagged as model training) if needed; returns its id.
+    """
+    uri = tracking_uri(params)
+    mlflow.set_tracking_uri(uri)
+    # Fail fast: one try with a short timeout instead of MLflow's minutes of retries.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    try:
+        experiment_id = _ensure_experiment(experiment or params.experiment)
+    except Exception as error:  # connection refused, bad URI, locked or corrupt database
+        reason = " ".join(str(error).split())[:300]
+        raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
+                            f"{type(error).__name__}: {reason}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return experiment_id
+
+
+def _ensure_experiment(name: str) -> str:
+    client = MlflowClient()
+    found = client.get_experiment_by_name(name)
+    experiment_id = found.experiment_id if found else client.create_experiment(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if found is None or found.tags.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
+
+
+def git_commit() -> str:
+    """The current commit, with ``-dirty`` when tracked files have uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def dvc_hash(path: str, lock_file: str = "dvc.lock") -> str:
+    """The md5 that dvc.lock records for output ``path`` (the data version), or 'unknown'."""
+    try:
+        lock = yaml.safe_load(Path(lock_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+    for stage in (lock or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == path:
+                return str(out.get("md5", "unknown"))
+    return "unknown"
+
+
+@contextlib.contextmanager
+def run(experiment_id: str, run_name: str, *, tags: Mapping[str, str] | None = None,
+        run_id: str | None = None, parent_run_id: str | None = None) -> Iterator[str]:
+    """Start (or reopen, with ``run_id``) a run; it is closed FAILED if the block raises."""
+    try:
+        active = mlflow.start_run(run_id=run_id, experiment_id=experiment_id,
+                                  run_name=None if run_id else run_name, tags=dict(tags or {}),
+                                  parent_run_id=parent_run_id, nested=parent_run_id is not None)
+    except mlflow.exceptions.MlflowException as error:
+        what = f"run {run_id} of {run_name} cannot be reopened" if run_id else \
+            f"run {run_name} cannot be started"
+        raise PipelineError(f"MLflow {what}: {' '.join(str(error).split())[:200]} "
+                            f"(tracking store {mlflow.get_tracking_uri()})") from None
+    try:
+        yield active.info.run_id
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: Mapping[str, Any]) -> None:
+    """Log flat params (values stringified by MLflow)."""
+    mlflow.log_params(dict(params))
+
+
+def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
+    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+
+
+def log_history(history: list[dict[str, float]]) -> None:
+    """Per-epoch metrics, step = epoch number, same names for every family."""
+    for row in history:
+        log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
+
+
+def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
+    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+
+
+def log_figure(figure: Any, name: str) -> None:
+    mlflow.log_figure(figure, name)
+
+
+def log_text(text: str, name: str) -> None:
+    mlflow.log_text(text, name)
