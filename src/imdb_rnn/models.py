@@ -11,6 +11,7 @@ padding) LSTM and GRU stay eligible for the fast cuDNN kernel on a GPU. A non-ze
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from collections.abc import Callable
 
 import keras
@@ -19,6 +20,27 @@ from keras import layers
 from imdb_rnn.errors import PipelineError
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedGlobalMaxPooling1D(layers.Layer):
+    """Max over time of the unmasked steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
+        if mask is not None:
+            hidden = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+            inputs = keras.ops.where(hidden, inputs, keras.ops.full_like(inputs, -1e9))
+        return keras.ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
 
 
 def _token_input(maxlen: int, *, fixed_length: bool) -> keras.KerasTensor:
@@ -50,7 +72,7 @@ def build_feedforward(*, vocab_size: int, maxlen: int, embedding_dim: int, dropo
     elif pooling == "average":
         x = layers.GlobalAveragePooling1D(name="average_pool")(x)  # masked mean
     else:
-        x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     x = _hidden(x, units, dropout)
     return keras.Model(inputs, _output(x), name="feedforward")
 
@@ -77,7 +99,7 @@ def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], lay
         last = i == num_layers - 1
         x = make_layer(not last or pooling != "last", i)(x)
     if pooling == "max":
-        x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     elif pooling == "mean":
         x = layers.GlobalAveragePooling1D(name="mean_pool")(x)  # masked mean
     return x
@@ -171,3 +193,8 @@ def build_model(family: str, *, vocab_size: int, **hyperparameters: object) -> k
         raise PipelineError(f"{family}: unknown hyperparameter(s) {', '.join(sorted(unknown))}; "
                             f"valid: {', '.join(sorted(builder_arguments(family)))}")
     return get_builder(family)(vocab_size=vocab_size, **hyperparameters)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved ``.keras`` model; importing this module registers the custom layers."""
+    return keras.models.load_model(path)

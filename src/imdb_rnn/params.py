@@ -183,17 +183,18 @@ def _one_line(error: ValidationError, source: str) -> str:
     errors = error.errors()
     # A misspelt key shows up as one unknown and one missing key: report the unknown one first.
     first = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    more = len(errors) - 1
     where = _format_location(first["loc"]) or "(top level)"
     if first["type"] == "extra_forbidden":
         missing = [str(e["loc"][-1]) for e in errors
                    if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
         close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
         message = f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+        more -= bool(close)  # the "missing" twin of the misspelt key is the same problem
     elif first["type"] == "missing":
         message = "missing key"
     else:
         message = f"{first['msg']} (got {first['input']!r})"
-    more = len(errors) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return f"{source}: {where}: {message}{suffix}"
 

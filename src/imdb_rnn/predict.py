@@ -26,8 +26,7 @@ class Predictor:
     """A trained model with its text preprocessing, loaded once."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        import keras
-
+        from imdb_rnn.models import load_model
         from imdb_rnn.training import InputShape
         from imdb_rnn.workflows import MODEL_FILE, PREPROCESSING_FILE
 
@@ -37,7 +36,7 @@ class Predictor:
                                 f"dvc repro train@NAME)")
         self.settings = read_json(model_dir / PREPROCESSING_FILE)
         self.vocabulary = load_vocabulary(model_dir / VOCAB_FILE)
-        self.model = keras.models.load_model(model_dir / MODEL_FILE)
+        self.model = load_model(model_dir / MODEL_FILE)
         s = self.settings
         self.shape = InputShape(s["maxlen"], s["padding"], s["truncating"], s["fixed_length"])
 

@@ -132,14 +132,13 @@ class EvaluationPaths:
 def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
              paths: EvaluationPaths) -> dict:
     """Evaluate a trained model on the whole test split; log the results to its training run."""
-    import keras
-
+    from imdb_rnn.models import load_model
     from imdb_rnn.training import InputShape, predict_probabilities
 
     experiment_id = tracking.connect(params.mlflow)
     run_id = read_json(model_dir / RUN_FILE)["run_id"]
     preprocessing = read_json(model_dir / PREPROCESSING_FILE)
-    model = keras.models.load_model(model_dir / MODEL_FILE)
+    model = load_model(model_dir / MODEL_FILE)
     test = load_sequences(data_dir / "test.npz")
     shape = InputShape(preprocessing["maxlen"], preprocessing["padding"],
                        preprocessing["truncating"], preprocessing["fixed_length"])

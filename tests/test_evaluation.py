@@ -1,0 +1,41 @@
+"""Test-split metrics: exact values on small hand-made predictions, and the written files."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from imdb_rnn.evaluation import ROC_POINTS, classification_metrics, roc_points, write_evaluation
+
+
+def test_metrics_exact():
+    labels = np.array([1, 1, 0, 0])
+    probabilities = np.array([0.9, 0.4, 0.6, 0.1])
+    m = classification_metrics(labels, probabilities)
+    assert m["accuracy"] == 0.5
+    assert m["confusion"] == {"tn": 1, "fp": 1, "fn": 1, "tp": 1}
+    assert m["precision"] == m["recall"] == m["f1"] == 0.5
+    assert m["roc_auc"] == 0.75
+    assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.4, 0.4, 0.9])))
+
+
+def test_roc_is_thinned():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 5000)
+    roc = roc_points(labels, rng.random(5000))
+    assert len(roc) <= ROC_POINTS
+    assert roc["fpr"].iloc[0] == 0 and roc["tpr"].iloc[-1] == 1
+    assert np.isfinite(roc["threshold"]).all()
+
+
+def test_write_evaluation(tmp_path):
+    result = write_evaluation("m", np.array(["a", "b"]), np.array([0, 1]), np.array([0.2, 0.7]),
+                              threshold=0.5, extra={"reviews_per_second": 10.0},
+                              metrics_path=tmp_path / "m.json", roc_path=tmp_path / "roc.csv",
+                              predictions_path=tmp_path / "p" / "pred.csv")
+    assert json.loads((tmp_path / "m.json").read_text()) == result
+    assert result["accuracy"] == 1.0 and result["reviews_per_second"] == 10.0
+    predictions = pd.read_csv(tmp_path / "p" / "pred.csv")
+    assert predictions.columns.tolist() == ["review", "label", "probability", "predicted"]
+    assert predictions["predicted"].tolist() == [0, 1]

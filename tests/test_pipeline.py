@@ -1,0 +1,143 @@
+"""End to end: `dvc repro` of the whole DAG on a small stratified slice of the real IMDB archive."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from imdb_rnn.fetch import sha256_of
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow
+
+TINY_MODELS = {
+    "feedforward": {"family": "feedforward", "pooling": "average", "units": 4},
+    "cnn": {"family": "cnn", "filters": 8, "kernel_size": 3, "num_layers": 1, "units": 0},
+    "simple_rnn": {"family": "simple_rnn", "units": 4, "num_layers": 2},
+    "bidirectional": {"family": "bidirectional", "cell": "lstm", "units": 4, "num_layers": 1},
+    "lstm": {"family": "lstm", "units": 4, "num_layers": 1, "pooling": "max"},
+    "gru": {"family": "gru", "units": 4, "num_layers": 1},
+}
+COMMON = {"maxlen": 60, "embedding_dim": 8, "dropout": 0.1, "batch_size": 32,
+          "learning_rate": 0.01, "epochs": 2}
+
+
+def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the project, configured for the slice and tiny models, after one `dvc repro`."""
+    root = tmp_path_factory.mktemp("project")
+    for name in ("dvc.yaml", "params.yaml"):
+        shutil.copy(ROOT / name, root / name)
+    for folder in ("stages", "src"):
+        shutil.copytree(ROOT / folder, root / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["fetch"].update(local_archive=str(imdb_slice), local_sha256=sha256_of(imdb_slice))
+    params["vectorize"]["max_features"] = 2000
+    params["train"]["models"] = {k: {**COMMON, **v} for k, v in TINY_MODELS.items()}
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "init", "-q"], root)
+    run(["dvc", "init", "-q"], root)
+    run(["dvc", "repro"], root)
+    return root
+
+
+def test_data_stages_on_the_slice(project):
+    report = json.loads((project / "reports/data.json").read_text())
+    counts = report["counts"]
+    assert counts["train"]["reviews"] + counts["val"]["reviews"] == 300
+    assert counts["test"] == {"reviews": 300, "neg": 150, "pos": 150}
+    assert counts["val"]["neg"] == counts["val"]["pos"] == 30
+    assert (project / "data/vectorized/vocab.txt").read_text().split("\n")[:2] == ["[PAD]",
+                                                                                  "[UNK]"]
+
+
+def test_every_model_is_evaluated_on_the_whole_test_slice(project):
+    for name in [*TINY_MODELS, "tfidf_logreg", "majority"]:
+        metrics = json.loads((project / f"reports/evaluate/{name}/metrics.json").read_text())
+        assert metrics["reviews"] == 300
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+        predictions = (project / f"evaluation/{name}/predictions.csv").read_text().splitlines()
+        assert len(predictions) == 301
+    majority = json.loads((project / "reports/evaluate/majority/metrics.json").read_text())
+    assert majority["accuracy"] == 0.5 and majority["roc_auc"] == 0.5
+
+
+def test_mlflow_has_one_finished_run_per_model(project):
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("imdb-baselines")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id])
+    by_model = {r.data.tags["model"]: r for r in runs}
+    assert set(by_model) == {*TINY_MODELS, "tfidf_logreg", "majority"}
+    for name in TINY_MODELS:
+        r = by_model[name]
+        assert r.info.status == "FINISHED"
+        assert r.data.tags["family"] == TINY_MODELS[name]["family"]
+        assert r.data.tags["data_md5"].endswith(".dir")
+        assert {"units", "maxlen", "seed", "max_features"} <= set(r.data.params)
+        assert {"val_accuracy", "test_accuracy", "test_roc_auc"} <= set(r.data.metrics)
+        assert len(client.get_metric_history(r.info.run_id, "val_loss")) >= 1
+        artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
+        assert {"model", "learning_curves.png", "confusion_matrix.png"} <= artifacts
+
+
+def test_dvc_understands_metrics_and_plots(project):
+    metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
+    assert metrics  # DVC parsed every metrics file
+    run(["dvc", "plots", "show", "-o", "plots_html"], project)
+    assert (project / "plots_html" / "index.html").is_file()
+
+
+def test_second_repro_does_nothing(project):
+    out = run(["dvc", "repro"], project).stdout
+    assert "Running stage" not in out
+
+
+def test_vectorize_param_change_reruns_only_vectorize(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["vectorize"]["max_features"] = 1500
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        status = json.loads(run(["dvc", "status", "--json"], project).stdout)
+        assert set(status) == {"vectorize"}
+    finally:
+        params["vectorize"]["max_features"] = 2000
+        (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def test_predict_on_raw_text(project):
+    out = run(["imdb-predict", "models/lstm", "A wonderful film.", "Awful, boring."],
+              project).stdout.strip().splitlines()
+    assert len(out) == 2
+    assert all(0.0 <= float(line.split("\t")[0]) <= 1.0 for line in out)
+
+
+def test_misspelt_param_stops_with_one_line(project, tmp_path):
+    bad = tmp_path / "params.yaml"
+    text = (project / "params.yaml").read_text().replace("lowercase:", "lowercse:")
+    bad.write_text(text)
+    result = run([sys.executable, "stages/preprocess.py", "--params", str(bad), "--archive", "x",
+                  "--out", str(tmp_path / "t.parquet"), "--report-json", str(tmp_path / "r.json"),
+                  "--report-md", str(tmp_path / "r.md")], project, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"error: {bad}: preprocess.lowercse: unknown key "
+                                     "(did you mean lowercase?)")
+    assert list(tmp_path.iterdir()) == [bad]
