@@ -100,6 +100,7 @@ def _with_duplicates() -> dict[str, bytes]:
 def test_duplicates_counted_and_kept_together(tmp_path):
     raw = read_archive(make_archive(tmp_path / "d.tar.gz", _with_duplicates()))
     counts = count_duplicates(raw)
+    assert build_table(raw, pp())[1]["raw"] == counts
     assert counts["repeated_in_train"] == 1
     assert counts["in_train_and_test"] == 1
     assert counts["test_reviews_in_train"] == 1

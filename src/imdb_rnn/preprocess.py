@@ -113,7 +113,8 @@ def build_table(raw: pd.DataFrame, params: PreprocessParams) -> tuple[pd.DataFra
     if (table["text"] == "").any():
         culprit = table.loc[table["text"] == "", "review"].iloc[0]
         raise PipelineError(f"{culprit}: review is empty after standardisation")
-    duplicates = count_duplicates(table)
+    # Raw counts match the dataset's documentation; standardised ones are what models see.
+    duplicates = {"raw": count_duplicates(raw), "standardized": count_duplicates(table)}
     if params.drop_test_duplicates:
         train_texts = set(table.loc[table["split"] == "train", "text"])
         table = table[~((table["split"] == "test") & table["text"].isin(train_texts))]
@@ -175,15 +176,19 @@ def report_markdown(report: dict, params: PreprocessParams, source: str) -> str:
              "", "| split | reviews | neg | pos |", "|---|---:|---:|---:|"]
     for split, c in report["counts"].items():
         lines.append(f"| {split} | {c['reviews']:,} | {c['neg']:,} | {c['pos']:,} |")
-    d = report["duplicates"]
+    d = report["duplicates"]["standardized"]
+    raw = report["duplicates"]["raw"]
     policy = ("dropped from test" if params.drop_test_duplicates
               else "kept in test (official split)")
     lines += ["", "## Duplicates", "",
-              f"- {d['distinct_texts']:,} distinct texts (after standardisation).",
-              f"- {d['repeated_in_train']} repeats inside train, {d['repeated_in_test']} inside test.",
+              f"- {d['distinct_texts']:,} distinct texts after standardisation "
+              f"({raw['distinct_texts']:,} in the raw text).",
+              f"- {d['repeated_in_train']} extra copies of a text inside train, "
+              f"{d['repeated_in_test']} inside test ({raw['repeated_in_train']} and "
+              f"{raw['repeated_in_test']} in the raw text).",
               f"- {d['in_train_and_test']} texts occur in both train and test "
               f"({d['test_reviews_in_train']} test reviews): {policy}; "
-              f"{d['test_dropped']} dropped.",
+              f"{report['duplicates']['test_dropped']} dropped.",
               f"- {d['texts_with_two_labels']} texts carry two different labels.",
               "", "## Review length (tokens)", ""]
     L = report["length_tokens"]
