@@ -5,7 +5,9 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.params import load_params
-from imdb_rnn.workflows import EvaluationPaths, describe, evaluate
+from imdb_rnn.artifacts import describe
+from imdb_rnn.evaluate import evaluate
+from imdb_rnn.evaluation import EvaluationPaths
 
 
 def main() -> None:

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.params import load_params
-from imdb_rnn.workflows import describe, reference
+from imdb_rnn.artifacts import describe
+from imdb_rnn.reference import reference
 
 
 def main() -> None:

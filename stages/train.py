@@ -5,7 +5,8 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.params import load_params
-from imdb_rnn.workflows import TrainPaths, describe, train
+from imdb_rnn.artifacts import describe
+from imdb_rnn.train import TrainPaths, train
 
 
 def main() -> None:

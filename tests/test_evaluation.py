@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imdb_rnn.evaluation import ROC_POINTS, classification_metrics, roc_points, write_evaluation
+from imdb_rnn.evaluation import (ROC_POINTS, EvaluationPaths, classification_metrics, roc_points,
+                                 write_evaluation)
 
 
 def test_metrics_exact():
@@ -32,8 +33,8 @@ def test_roc_is_thinned():
 def test_write_evaluation(tmp_path):
     result = write_evaluation("m", np.array(["a", "b"]), np.array([0, 1]), np.array([0.2, 0.7]),
                               threshold=0.5, extra={"reviews_per_second": 10.0},
-                              metrics_path=tmp_path / "m.json", roc_path=tmp_path / "roc.csv",
-                              predictions_path=tmp_path / "p" / "pred.csv")
+                              paths=EvaluationPaths(tmp_path / "m.json", tmp_path / "roc.csv",
+                                                    tmp_path / "p" / "pred.csv"))
     assert json.loads((tmp_path / "m.json").read_text()) == result
     assert result["accuracy"] == 1.0 and result["reviews_per_second"] == 10.0
     predictions = pd.read_csv(tmp_path / "p" / "pred.csv")

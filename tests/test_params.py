@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.params import load_params, parse_params
@@ -19,7 +20,7 @@ def raw():
 def test_project_params_load():
     params = load_params(ROOT / "params.yaml")
     assert params.vectorize.max_features > 2
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError, match="frozen"):
         params.vectorize.max_features = 5  # frozen
 
 

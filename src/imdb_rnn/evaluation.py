@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,14 +51,23 @@ def predictions_table(reviews: np.ndarray, labels: np.ndarray, probabilities: np
                          "predicted": (probabilities >= threshold).astype(int)})
 
 
+@dataclass(frozen=True)
+class EvaluationPaths:
+    """Where one model's evaluation goes."""
+
+    metrics_json: Path
+    roc_csv: Path
+    predictions_csv: Path
+
+
 def write_evaluation(name: str, reviews: np.ndarray, labels: np.ndarray,
                      probabilities: np.ndarray, *, threshold: float, extra: dict,
-                     metrics_path: Path, roc_path: Path, predictions_path: Path) -> dict:
+                     paths: EvaluationPaths) -> dict:
     """Compute the test metrics and write metrics JSON, ROC CSV and per-review predictions."""
     result = {"model": name, **classification_metrics(labels, probabilities, threshold), **extra}
-    with atomic_path(predictions_path) as tmp:
+    with atomic_path(paths.predictions_csv) as tmp:
         predictions_table(reviews, labels, probabilities, threshold).to_csv(tmp, index=False)
-    with atomic_path(roc_path) as tmp:
+    with atomic_path(paths.roc_csv) as tmp:
         roc_points(labels, probabilities).to_csv(tmp, index=False, float_format="%.5f")
-    write_json(metrics_path, result)
+    write_json(paths.metrics_json, result)
     return result

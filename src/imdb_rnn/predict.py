@@ -28,7 +28,7 @@ class Predictor:
     def __init__(self, model_dir: str | Path) -> None:
         from imdb_rnn.models import load_model
         from imdb_rnn.training import InputShape
-        from imdb_rnn.workflows import MODEL_FILE, PREPROCESSING_FILE
+        from imdb_rnn.artifacts import MODEL_FILE, PREPROCESSING_FILE
 
         model_dir = Path(model_dir)
         if not (model_dir / MODEL_FILE).is_file():
