@@ -3,7 +3,7 @@
 import argparse
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import atomic_path, write_json, write_text
+from imdb_rnn.io import atomic_paths, write_json, write_text
 from imdb_rnn.params import load_params
 from imdb_rnn.preprocess import build_table, data_report, read_archive, report_markdown
 
@@ -19,10 +19,10 @@ def main() -> None:
     params = load_params(args.params).preprocess
     table, duplicates = build_table(read_archive(args.archive), params)
     report = data_report(table, duplicates, params.report_maxlens)
-    with atomic_path(args.out) as tmp:
-        table.to_parquet(tmp, index=False)
-    write_json(args.report_json, report)
-    write_text(args.report_md, report_markdown(report, params, args.archive))
+    with atomic_paths(args.out, args.report_json, args.report_md) as (out, report_json, report_md):
+        table.to_parquet(out, index=False)
+        write_json(report_json, report)
+        write_text(report_md, report_markdown(report, params, args.archive))
     counts = ", ".join(f"{k} {v['reviews']:,}" for k, v in report["counts"].items())
     print(f"preprocess: {len(table):,} reviews ({counts}) -> {args.out}")
 

@@ -2,8 +2,7 @@
 
 import argparse
 
-import pandas as pd
-
+from imdb_rnn.artifacts import read_table
 from imdb_rnn.cli import stage_main
 from imdb_rnn.io import atomic_path, write_json
 from imdb_rnn.params import load_params
@@ -18,10 +17,10 @@ def main() -> None:
     parser.add_argument("--summary", required=True, help="vocabulary summary (JSON metrics)")
     args = parser.parse_args()
     params = load_params(args.params).vectorize
-    table = pd.read_parquet(args.table, columns=["review", "split", "label", "text"])
-    with atomic_path(args.out, directory=True) as tmp:
+    table = read_table(args.table, ["review", "split", "label", "text"])
+    with atomic_path(args.out, directory=True) as tmp, atomic_path(args.summary) as summary_tmp:
         summary = vectorize_table(table, params.max_features, tmp)
-    write_json(args.summary, summary)
+        write_json(summary_tmp, summary)
     print(f"vectorize: vocabulary of {summary['vocab_size']:,} -> {args.out}")
 
 

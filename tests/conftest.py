@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
-import re
 import tarfile
 from pathlib import Path
 
 import pytest
+
+from imdb_rnn.preprocess import review_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"
@@ -44,18 +45,15 @@ def tiny_archive(tmp_path: Path) -> Path:
     return make_archive(tmp_path / "tiny.tar.gz", tiny_reviews())
 
 
-_REVIEW = re.compile(r"^aclImdb/(train|test)/(pos|neg)/\d+_\d+\.txt$")
-
-
 def slice_archive(source: Path, out: Path, per_dir: int) -> Path:
     """Copy the first ``per_dir`` reviews of each split/label folder of ``source`` to ``out``."""
     taken: dict[tuple[str, str], int] = {}
     with tarfile.open(source, "r:gz") as src, tarfile.open(out, "w:gz") as dst:
         for member in src:
-            match = _REVIEW.match(member.name)
-            if not match or taken.get(match.groups(), 0) >= per_dir:
+            key = review_key(member.name)
+            if key is None or taken.get(key[:2], 0) >= per_dir:
                 continue
-            taken[match.groups()] = taken.get(match.groups(), 0) + 1
+            taken[key[:2]] = taken.get(key[:2], 0) + 1
             dst.addfile(member, src.extractfile(member))
             if len(taken) == 4 and all(n >= per_dir for n in taken.values()):
                 break

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from imdb_rnn.evaluation import (ROC_POINTS, EvaluationPaths, classification_metrics, roc_points,
-                                 write_evaluation)
+                                 tracked_metrics, write_evaluation)
 
 
 def test_metrics_exact():
@@ -31,12 +31,21 @@ def test_roc_is_thinned():
 
 
 def test_write_evaluation(tmp_path):
-    result = write_evaluation("m", np.array(["a", "b"]), np.array([0, 1]), np.array([0.2, 0.7]),
-                              threshold=0.5, extra={"reviews_per_second": 10.0},
-                              paths=EvaluationPaths(tmp_path / "m.json", tmp_path / "roc.csv",
-                                                    tmp_path / "p" / "pred.csv"))
+    labels, probabilities = np.array([0, 1]), np.array([0.2, 0.7])
+    result = {"model": "m", **classification_metrics(labels, probabilities)}
+    write_evaluation(result, np.array(["a", "b"]), labels, probabilities, threshold=0.5,
+                     paths=EvaluationPaths(tmp_path / "m.json", tmp_path / "roc.csv",
+                                           tmp_path / "p" / "pred.csv"))
     assert json.loads((tmp_path / "m.json").read_text()) == result
-    assert result["accuracy"] == 1.0 and result["reviews_per_second"] == 10.0
     predictions = pd.read_csv(tmp_path / "p" / "pred.csv")
     assert predictions.columns.tolist() == ["review", "label", "probability", "predicted"]
     assert predictions["predicted"].tolist() == [0, 1]
+
+
+def test_tracked_metrics_share_names_across_models():
+    neural = {"model": "lstm", "reviews": 2, "accuracy": 0.9, "roc_auc": 0.95,
+              "confusion": {"tn": 1}, "reviews_per_second": 100.0}
+    reference = {"model": "tfidf", "reviews": 2, "accuracy": 0.9, "train_seconds": 3.0}
+    assert tracked_metrics(neural) == {"test_accuracy": 0.9, "test_roc_auc": 0.95,
+                                       "reviews_per_second": 100.0}
+    assert tracked_metrics(reference) == {"test_accuracy": 0.9, "train_seconds": 3.0}

@@ -1,15 +1,15 @@
 """The typed params model: the real params.yaml loads; typos and wrong types name the key."""
 
-from pathlib import Path
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from conftest import ROOT
+
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.params import load_params, parse_params
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture

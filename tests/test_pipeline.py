@@ -9,25 +9,29 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
+from conftest import ROOT
+
 from imdb_rnn.fetch import sha256_of
 
-ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
+RNN = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last"}
 TINY_MODELS = {
     "feedforward": {"family": "feedforward", "pooling": "average", "units": 4},
     "cnn": {"family": "cnn", "filters": 8, "kernel_size": 3, "num_layers": 1, "units": 0},
-    "simple_rnn": {"family": "simple_rnn", "units": 4, "num_layers": 2},
-    "bidirectional": {"family": "bidirectional", "cell": "lstm", "units": 4, "num_layers": 1},
-    "lstm": {"family": "lstm", "units": 4, "num_layers": 1, "pooling": "max"},
-    "gru": {"family": "gru", "units": 4, "num_layers": 1},
+    "simple_rnn": {"family": "simple_rnn", **RNN, "num_layers": 2},
+    "bidirectional": {"family": "bidirectional", "cell": "lstm", **RNN},
+    "lstm": {"family": "lstm", **RNN, "pooling": "max"},
+    "gru": {"family": "gru", **RNN},
 }
-COMMON = {"maxlen": 60, "embedding_dim": 8, "dropout": 0.1, "batch_size": 32,
-          "learning_rate": 0.01, "epochs": 2}
+COMMON = {"maxlen": 60, "padding": "post", "truncating": "pre", "embedding_dim": 8,
+          "dropout": 0.1, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
+          "epochs": 2}
 
 
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -74,8 +78,11 @@ def test_every_model_is_evaluated_on_the_whole_test_slice(project):
         metrics = json.loads((project / f"reports/evaluate/{name}/metrics.json").read_text())
         assert metrics["reviews"] == 300
         assert 0.0 <= metrics["accuracy"] <= 1.0
-        predictions = (project / f"evaluation/{name}/predictions.csv").read_text().splitlines()
-        assert len(predictions) == 301
+        predictions = pd.read_csv(project / f"evaluation/{name}/predictions.csv")
+        assert len(predictions) == 300 and predictions["review"].is_unique
+        # labels follow the review's folder: neg is 0, pos is 1
+        from_path = predictions["review"].str.contains("/pos/").astype(int)
+        assert (predictions["label"] == from_path).all()
     majority = json.loads((project / "reports/evaluate/majority/metrics.json").read_text())
     assert majority["accuracy"] == 0.5 and majority["roc_auc"] == 0.5
 
@@ -85,11 +92,13 @@ def test_mlflow_has_one_finished_run_per_model(project):
     experiment = client.get_experiment_by_name("imdb-baselines")
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["model"] for r in runs) == sorted([*TINY_MODELS, "tfidf_logreg",
+                                                                 "majority"])
+    assert {r.info.status for r in runs} == {"FINISHED"}
     by_model = {r.data.tags["model"]: r for r in runs}
-    assert set(by_model) == {*TINY_MODELS, "tfidf_logreg", "majority"}
+    assert "test_accuracy" in by_model["tfidf_logreg"].data.metrics
     for name in TINY_MODELS:
         r = by_model[name]
-        assert r.info.status == "FINISHED"
         assert r.data.tags["family"] == TINY_MODELS[name]["family"]
         assert r.data.tags["data_md5"].endswith(".dir")
         assert {"units", "maxlen", "seed", "max_features"} <= set(r.data.params)
@@ -111,7 +120,7 @@ def test_second_repro_does_nothing(project):
     assert "Running stage" not in out
 
 
-def test_vectorize_param_change_reruns_only_vectorize(project):
+def test_vectorize_param_change_leaves_fetch_and_preprocess_alone(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["vectorize"]["max_features"] = 1500
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

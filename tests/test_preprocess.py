@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 
-import pandas as pd
 import pytest
 from conftest import make_archive, tiny_reviews
 
@@ -125,4 +124,3 @@ def test_data_report(tiny_archive):
     # "train review 0 : great wonderful loved it ! number 0 ." is 12 tokens
     assert report["length_tokens"]["max"] == 12
     assert report["length_tokens"]["share_cut_at"] == {"5": 1.0, "100": 0.0}
-    assert isinstance(pd.Series(report["length_tokens"]).to_dict(), dict)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imdb_rnn.text import standardize, tokenize
+from imdb_rnn.text import standardize
 
 RAW = "A <br /><br />GREAT film!! Don't   miss it.<BR>Really."
 
@@ -22,10 +22,6 @@ def test_standardize_exact(options, expected):
 
 def test_apostrophe_outside_a_word_is_punctuation():
     assert standardize("'quoted' rock 'n' roll", punctuation="strip") == "quoted rock n roll"
-
-
-def test_tokenize_splits_on_spaces():
-    assert tokenize("a great film !") == ["a", "great", "film", "!"]
 
 
 def test_unknown_punctuation_mode_is_an_error():

@@ -51,6 +51,24 @@ def test_run_finishes_or_fails_but_always_closes(store):
     assert client.get_run(ok_id).data.metrics["test_accuracy"] == 0.9
 
 
+def test_failed_update_keeps_the_training_run_finished(store):
+    experiment_id = tracking.connect(store)
+    with tracking.run(experiment_id, "m") as run_id:
+        pass
+    with pytest.raises(RuntimeError):
+        with tracking.run(experiment_id, "m", run_id=run_id):
+            raise RuntimeError("evaluation crashed")
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["update_failed"] == "RuntimeError: evaluation crashed"
+
+
+def test_check_run_names_a_missing_run(store):
+    tracking.connect(store)
+    with pytest.raises(PipelineError, match="MLflow run 0+ not found"):
+        tracking.check_run("0" * 32)
+
+
 def test_reopening_a_missing_run_is_one_line(store):
     experiment_id = tracking.connect(store)
     with pytest.raises(PipelineError, match="MLflow run 0+ of m cannot be reopened"):

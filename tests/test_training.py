@@ -32,6 +32,18 @@ def test_pad_batch_to_longest_or_fixed():
     assert pad_batch(s, np.array([1]), padding="pre", length=3).tolist() == [[0, 0, 4]]
 
 
+@pytest.mark.parametrize("padding", ["pre", "post"])
+@pytest.mark.parametrize("truncating", ["pre", "post"])
+def test_fixed_length_batches_match_keras_pad_sequences(padding, truncating):
+    from keras.utils import pad_sequences
+
+    rows = [[5, 6, 7, 8, 9], [3], [4, 4, 4]]
+    shape = InputShape(maxlen=3, padding=padding, truncating=truncating, fixed_length=True)
+    batch = shape.batch(shape.prepare(seqs(rows)), np.arange(3))
+    expected = pad_sequences(rows, maxlen=3, padding=padding, truncating=truncating, value=0)
+    np.testing.assert_array_equal(batch, expected)
+
+
 def test_plan_batches_covers_every_review_once():
     lengths = np.random.default_rng(0).integers(1, 500, size=1000)
     for rng in (None, np.random.default_rng(1)):
@@ -74,8 +86,9 @@ def _toy_data(n: int, seed: int) -> Sequences:
 
 
 def _lstm(**overrides) -> RecurrentParams:
-    base = dict(family="lstm", maxlen=12, batch_size=16, learning_rate=0.02, epochs=3,
-                embedding_dim=4, dropout=0.0, units=4, num_layers=1)
+    base = dict(family="lstm", maxlen=12, padding="post", truncating="pre", batch_size=16,
+                optimizer="adam", learning_rate=0.02, epochs=3, embedding_dim=4, dropout=0.0,
+                units=4, num_layers=1, recurrent_dropout=0.0, pooling="last")
     return RecurrentParams(**{**base, **overrides})
 
 
@@ -97,3 +110,7 @@ def test_early_stopping_keeps_the_best_epoch():
                          monitor="val_loss", patience=0, verbose=0)
     losses = [h["val_loss"] for h in result.history]
     assert result.best_epoch == int(np.argmin(losses)) + 1
+    # The model holds the best epoch's weights, not the last epoch's.
+    val_ds, _ = make_dataset(val, InputShape(maxlen=12), 16)
+    restored = result.model.evaluate(val_ds, verbose=0, return_dict=True)["loss"]
+    assert restored == pytest.approx(min(losses), rel=1e-4)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.vectorize import (OOV_ID, PAD_ID, Sequences, build_vocabulary, encode,
-                                load_sequences, load_vocabulary, pad, vectorize_table)
+from imdb_rnn.vectorize import (OOV_ID, Sequences, build_vocabulary, encode, load_sequences,
+                                load_vocabulary, vectorize_table)
 
 
 def test_vocabulary_ranks_by_count_then_alphabet():
@@ -25,19 +25,6 @@ def test_encode_ragged_with_oov():
 def test_padding_marker_in_text_is_not_the_padding_id():
     ids, _ = encode(["[PAD]"], ["[PAD]", "[UNK]"])
     assert ids.tolist() == [OOV_ID]
-
-
-@pytest.mark.parametrize("padding", ["pre", "post"])
-@pytest.mark.parametrize("truncating", ["pre", "post"])
-def test_pad_matches_keras(padding, truncating):
-    from keras.utils import pad_sequences
-
-    rows = [[5, 6, 7, 8, 9], [3], [4, 4, 4]]
-    seqs = Sequences(np.concatenate(rows).astype(np.int32), np.array([0, 5, 6, 9]),
-                     np.zeros(3, np.int8), np.array(["a", "b", "c"]))
-    expected = pad_sequences(rows, maxlen=3, padding=padding, truncating=truncating,
-                             value=PAD_ID)
-    np.testing.assert_array_equal(pad(seqs, 3, padding=padding, truncating=truncating), expected)
 
 
 def test_vectorize_table_fits_on_train_only(tmp_path):

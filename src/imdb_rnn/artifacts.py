@@ -1,17 +1,18 @@
-"""What a trained model's folder holds, and the params and tags every tracked run records."""
+"""What a trained model's folder holds, and the params every tracked training run records."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from imdb_rnn import tracking
+import pandas as pd
+
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.params import ModelSection, Params
 
 MODEL_FILE = "model.keras"
 PREPROCESSING_FILE = "preprocessing.json"
 RUN_FILE = "run.json"
-DATA_DIR = "data/vectorized"  # as declared in dvc.yaml; used only to look up its DVC hash
 
 
 def model_section(params: Params, name: str) -> ModelSection:
@@ -24,11 +25,13 @@ def model_section(params: Params, name: str) -> ModelSection:
 
 
 def run_params(params: Params, name: str) -> dict:
-    """Every resolved param of one training run, flat, with the same names for every family."""
-    section = model_section(params, name)
+    """Every resolved param of one training run, flat, with the same names for every family.
+
+    Upstream data params are recorded too, so a run says which data it saw.
+    """
     return {
         "model": name,
-        **section.model_dump(),
+        **model_section(params, name).model_dump(),
         "seed": params.train.seed,
         "monitor": params.train.monitor,
         "patience": params.train.patience,
@@ -40,10 +43,14 @@ def run_params(params: Params, name: str) -> dict:
     }
 
 
-def run_tags(name: str, family: str, stage: str) -> dict[str, str]:
-    return {"model": name, "family": family, "stage": stage,
-            "git_commit": tracking.git_commit(), "data_md5": tracking.dvc_hash(DATA_DIR)}
-
+def read_table(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """Read columns of the reviews table; a missing or unreadable file is a one-line error."""
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: reviews table not found (run the preprocess stage)") from None
+    except Exception as error:  # pyarrow's errors for a corrupt file or missing columns
+        raise PipelineError(f"{path}: cannot read the reviews table ({error})") from None
 
 
 def describe(result: dict) -> str:

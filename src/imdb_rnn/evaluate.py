@@ -9,47 +9,45 @@ import numpy as np
 
 from imdb_rnn import plots, tracking
 from imdb_rnn.artifacts import MODEL_FILE, PREPROCESSING_FILE, RUN_FILE
-from imdb_rnn.evaluation import EvaluationPaths, write_evaluation
-from imdb_rnn.io import read_json
+from imdb_rnn.evaluation import (EvaluationPaths, classification_metrics, tracked_metrics,
+                                 write_evaluation)
+from imdb_rnn.io import read_json, require_file
 from imdb_rnn.params import Params
 from imdb_rnn.vectorize import load_sequences
+
+# Reviews predicted once before timing, so graph tracing does not count against throughput.
+WARMUP_REVIEWS = 256
 
 
 def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
              paths: EvaluationPaths) -> dict:
-    """Evaluate a trained model on the whole test split; log the results to its training run."""
+    """Evaluate a trained model on the whole test split; add the results to its training run."""
     from imdb_rnn.models import load_model
     from imdb_rnn.training import InputShape, predict_probabilities
 
     experiment_id = tracking.connect(params.mlflow)
-    run_id = read_json(model_dir / RUN_FILE)["run_id"]
-    preprocessing = read_json(model_dir / PREPROCESSING_FILE)
-    model = load_model(model_dir / MODEL_FILE)
+    run_id = read_json(model_dir / RUN_FILE, "training run file")["run_id"]
+    tracking.check_run(run_id)
+    preprocessing = read_json(model_dir / PREPROCESSING_FILE, "preprocessing settings")
+    model = load_model(require_file(model_dir / MODEL_FILE, "trained model"))
     test = load_sequences(data_dir / "test.npz")
     shape = InputShape(preprocessing["maxlen"], preprocessing["padding"],
                        preprocessing["truncating"], preprocessing["fixed_length"])
-    predict_probabilities(model, test.subset(np.arange(min(len(test), 256))), shape,
-                          params.evaluate.batch_size)  # warm-up: tracing is not throughput
+    predict_probabilities(model, test.subset(np.arange(min(len(test), WARMUP_REVIEWS))), shape,
+                          params.evaluate.batch_size)
     start = time.perf_counter()
     probabilities = predict_probabilities(model, test, shape, params.evaluate.batch_size)
     seconds = time.perf_counter() - start
-    extra = {"predict_seconds": round(seconds, 2),
-             "reviews_per_second": round(len(test) / seconds, 1)}
-    result = write_evaluation(name, test.reviews, test.labels, probabilities,
-                              threshold=params.evaluate.threshold, extra=extra, paths=paths)
-    _log_evaluation(experiment_id, name, result, paths, run_id=run_id)
-    return result
-
-
-def _log_evaluation(experiment_id: str, name: str, result: dict, paths: EvaluationPaths, *,
-                    run_id: str) -> None:
+    result = {"model": name,
+              **classification_metrics(test.labels, probabilities, params.evaluate.threshold),
+              "predict_seconds": round(seconds, 2),
+              "reviews_per_second": round(len(test) / seconds, 1)}
     with tracking.run(experiment_id, name, run_id=run_id):
-        tracking.log_metrics({f"test_{k}": v for k, v in result.items()
-                              if isinstance(v, (int, float)) and k != "reviews"})
+        tracking.log_metrics(tracked_metrics(result))
         figure = plots.confusion_matrix(result["confusion"], f"{name}: test confusion")
         tracking.log_figure(figure, "confusion_matrix.png")
         plots.close(figure)
-        tracking.log_artifact(paths.roc_csv, artifact_path="evaluation")
-        tracking.log_artifact(paths.metrics_json, artifact_path="evaluation")
-
-
+        tracking.log_dict(result, "evaluation/metrics.json")
+    write_evaluation(result, test.reviews, test.labels, probabilities,
+                     threshold=params.evaluate.threshold, paths=paths)
+    return result

@@ -9,10 +9,13 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from imdb_rnn.io import atomic_path, write_json
+from imdb_rnn.io import atomic_paths, write_json
 
 # Keep the ROC curve file small enough for git: at most this many points.
 ROC_POINTS = 200
+
+
+TEST_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc", "log_loss")
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray,
@@ -60,14 +63,19 @@ class EvaluationPaths:
     predictions_csv: Path
 
 
-def write_evaluation(name: str, reviews: np.ndarray, labels: np.ndarray,
-                     probabilities: np.ndarray, *, threshold: float, extra: dict,
-                     paths: EvaluationPaths) -> dict:
-    """Compute the test metrics and write metrics JSON, ROC CSV and per-review predictions."""
-    result = {"model": name, **classification_metrics(labels, probabilities, threshold), **extra}
-    with atomic_path(paths.predictions_csv) as tmp:
-        predictions_table(reviews, labels, probabilities, threshold).to_csv(tmp, index=False)
-    with atomic_path(paths.roc_csv) as tmp:
-        roc_points(labels, probabilities).to_csv(tmp, index=False, float_format="%.5f")
-    write_json(paths.metrics_json, result)
-    return result
+def write_evaluation(result: dict, reviews: np.ndarray, labels: np.ndarray,
+                     probabilities: np.ndarray, *, threshold: float, paths: EvaluationPaths) -> None:
+    """Write the metrics JSON, the ROC CSV and the per-review predictions, all or none."""
+    with atomic_paths(paths.predictions_csv, paths.roc_csv, paths.metrics_json) as tmps:
+        predictions_table(reviews, labels, probabilities, threshold).to_csv(tmps[0], index=False)
+        roc_points(labels, probabilities).to_csv(tmps[1], index=False, float_format="%.5f")
+        write_json(tmps[2], result)
+
+
+def tracked_metrics(result: dict) -> dict[str, float]:
+    """The numbers of a result as MLflow metrics: test-split metrics get a ``test_`` prefix.
+
+    The same names for every model (neural, reference, null), so the compare view lines them up.
+    """
+    return {(f"test_{k}" if k in TEST_METRICS else k): v for k, v in result.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "reviews"}

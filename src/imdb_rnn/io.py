@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from imdb_rnn.errors import PipelineError
+
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> Iterator[Path]:
@@ -30,6 +32,8 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create private (0600/0700) entries; give the usual permissions.
+        os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
         if directory and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -39,6 +43,35 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[list[Path]]:
+    """Temporary paths for several output files, moved into place together when the block succeeds."""
+    with contextlib.ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(target)) for target in targets]
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def require_file(path: str | os.PathLike[str], what: str) -> Path:
+    """``path`` if it is a file, else a one-line PipelineError saying what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found")
+    return path
+
+
+def read_json(path: str | os.PathLike[str], what: str = "JSON file") -> Any:
+    """Read a JSON file; a missing or malformed file is a one-line PipelineError."""
+    try:
+        return json.loads(require_file(path, what).read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise PipelineError(f"{path}: {what} is not valid JSON ({error})") from None
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -51,7 +84,3 @@ def write_json(path: str | os.PathLike[str], data: Any) -> None:
     """Write ``data`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ import keras
 from keras import layers
 
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.vectorize import PAD_ID
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
@@ -78,17 +79,24 @@ def build_feedforward(*, vocab_size: int, maxlen: int, embedding_dim: int, dropo
 
 
 def build_cnn(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, filters: int,
-              kernel_size: int, num_layers: int = 1, units: int = 0) -> keras.Model:
-    """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense."""
+              kernel_size: int, num_layers: int, units: int) -> keras.Model:
+    """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense.
+
+    Padding is zeroed before every convolution and left out of every pooling, so a review's
+    score does not depend on how far its batch is padded.
+    """
     inputs = _token_input(maxlen, fixed_length=False)
     x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+    # (batch, time, 1): 1 on real tokens, 0 on padding
+    keep = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(inputs, PAD_ID), x.dtype), -1)
     for i in range(num_layers):
         if i > 0:
             x = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}")(x)
+            keep = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}_mask")(keep)
         # "same" padding: a batch of short reviews is never shorter than the kernel.
         x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu",
-                          name=f"conv_{i + 1}")(x)  # (batch, time, filters)
-    x = layers.GlobalMaxPooling1D(name="max_pool")(x)
+                          name=f"conv_{i + 1}")(x * keep)  # (batch, time, filters)
+    x = MaskedGlobalMaxPooling1D(name="max_pool")(x, mask=keras.ops.squeeze(keep, -1))
     x = _hidden(x, units, dropout)
     return keras.Model(inputs, _output(x), name="cnn")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -61,16 +61,20 @@ class VectorizeParams(_Section):
 
 
 class ModelSection(_Section):
-    """Fields every model family shares: input shaping and the optimiser. The rest go to the builder."""
+    """Fields every model family shares: input shaping and the optimiser. The rest go to the builder.
+
+    No field has a default: every value that shapes a model is written in params.yaml, where DVC
+    sees it change.
+    """
 
     maxlen: int = Field(gt=0)
     # post padding keeps LSTM/GRU eligible for the cuDNN kernel when masking is on.
-    padding: Literal["pre", "post"] = "post"
+    padding: Literal["pre", "post"]
     # pre truncation keeps the end of a long review, where the verdict usually is.
-    truncating: Literal["pre", "post"] = "pre"
+    truncating: Literal["pre", "post"]
     batch_size: int = Field(gt=0)
     learning_rate: float = Field(gt=0.0)
-    optimizer: Literal["adam", "rmsprop", "adadelta", "sgd"] = "adam"
+    optimizer: Literal["adam", "rmsprop", "adadelta", "sgd"]
     epochs: int = Field(gt=0)
     embedding_dim: int = Field(gt=0)
     dropout: float = Field(ge=0.0, lt=1.0)
@@ -79,7 +83,7 @@ class ModelSection(_Section):
 class FeedforwardParams(ModelSection):
     family: Literal["feedforward"]
     # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
-    pooling: Literal["flatten", "average", "max"] = "average"
+    pooling: Literal["flatten", "average", "max"]
     units: int = Field(ge=0)  # hidden Dense layer; 0 = none
 
 
@@ -96,9 +100,9 @@ class RecurrentParams(ModelSection):
     units: int = Field(gt=0)
     num_layers: int = Field(ge=1)
     # Non-zero recurrent_dropout switches LSTM/GRU off the cuDNN kernel on a GPU.
-    recurrent_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
+    recurrent_dropout: float = Field(ge=0.0, lt=1.0)
     # last: the final hidden state; max/mean: pool every step's state (return_sequences on top).
-    pooling: Literal["last", "max", "mean"] = "last"
+    pooling: Literal["last", "max", "mean"]
 
 
 class BidirectionalParams(RecurrentParams):
@@ -106,10 +110,14 @@ class BidirectionalParams(RecurrentParams):
     cell: Literal["simple_rnn", "lstm", "gru"]
 
 
+_MODEL_CLASSES = (FeedforwardParams, CnnParams, RecurrentParams, BidirectionalParams)
 ModelParams = Annotated[
     FeedforwardParams | CnnParams | RecurrentParams | BidirectionalParams,
     Field(discriminator="family"),
 ]
+# The family names, as the discriminator tags of the union above.
+_FAMILY_TAGS = frozenset(tag for cls in _MODEL_CLASSES
+                         for tag in get_args(cls.model_fields["family"].annotation))
 # Fields of a model section that configure training only; the rest (maxlen too) go to the builder.
 TRAINING_ONLY_FIELDS = frozenset({"family", "padding", "truncating", "batch_size",
                              "learning_rate", "optimizer", "epochs"})
@@ -175,8 +183,6 @@ def _format_location(loc: tuple[Any, ...]) -> str:
         del parts[3]
     return ".".join(parts)
 
-
-_FAMILY_TAGS = {"feedforward", "cnn", "simple_rnn", "lstm", "gru", "bidirectional"}
 
 
 def _one_line(error: ValidationError, source: str) -> str:

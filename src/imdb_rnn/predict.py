@@ -34,7 +34,7 @@ class Predictor:
         if not (model_dir / MODEL_FILE).is_file():
             raise PipelineError(f"{model_dir}: no {MODEL_FILE} here (train the model first: "
                                 f"dvc repro train@NAME)")
-        self.settings = read_json(model_dir / PREPROCESSING_FILE)
+        self.settings = read_json(model_dir / PREPROCESSING_FILE, "preprocessing settings")
         self.vocabulary = load_vocabulary(model_dir / VOCAB_FILE)
         self.model = load_model(model_dir / MODEL_FILE)
         s = self.settings
@@ -57,12 +57,14 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", help="a trained model folder, e.g. models/lstm")
     parser.add_argument("texts", nargs="*", help="reviews; none: read one per line from stdin")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability from which a review is called positive (default 0.5)")
     args = parser.parse_args(argv)
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     if not texts:
         raise PipelineError("no review text given (pass it as arguments or on stdin)")
     for text, probability in zip(texts, Predictor(args.model_dir).predict(texts), strict=True):
-        label = "pos" if probability >= 0.5 else "neg"
+        label = "pos" if probability >= args.threshold else "neg"
         print(f"{probability:.4f}\t{label}\t{text[:70]}")
 
 

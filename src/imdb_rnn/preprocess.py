@@ -27,6 +27,12 @@ _REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$
 _LABEL_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/?$")
 
 
+def review_key(member_name: str) -> tuple[str, str, str, str] | None:
+    """(split, label, id, rating) of a labeled review's path inside the archive, else None."""
+    match = _REVIEW.match(member_name)
+    return match.groups() if match else None  # type: ignore[return-value]
+
+
 def read_archive(path: str | Path) -> pd.DataFrame:
     """Read every labeled review of an aclImdb ``.tar.gz`` into a table of raw texts.
 
@@ -35,6 +41,8 @@ def read_archive(path: str | Path) -> pd.DataFrame:
     ``train/unsup`` reviews and every other file are skipped.
     """
     path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: archive not found (run the fetch stage)")
     rows: list[tuple[str, int, str, int, int, str]] = []
     seen_dirs: set[tuple[str, str]] = set()
     try:
@@ -45,10 +53,10 @@ def read_archive(path: str | Path) -> pd.DataFrame:
                     if dir_match:
                         seen_dirs.add((dir_match.group(1), dir_match.group(2)))
                     continue
-                match = _REVIEW.match(member.name)
-                if match is None or not member.isfile():
+                key = review_key(member.name)
+                if key is None or not member.isfile():
                     continue
-                split, label_name, review_id, rating = match.groups()
+                split, label_name, review_id, rating = key
                 seen_dirs.add((split, label_name))
                 name = f"{split}/{label_name}/{review_id}_{rating}.txt"
                 if int(rating) not in RATINGS[label_name]:

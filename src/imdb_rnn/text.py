@@ -27,7 +27,3 @@ def standardize(text: str, *, lowercase: bool = True, punctuation: Punctuation =
         raise ValueError(f"punctuation must be keep, strip or split, not {punctuation!r}")
     return _WHITESPACE.sub(" ", text).strip()
 
-
-def tokenize(standardized: str) -> list[str]:
-    """Split standardised text into tokens (it is already space-separated)."""
-    return standardized.split()

@@ -29,7 +29,7 @@ def tracking_uri(params: MlflowParams) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
 
 
-def connect(params: MlflowParams, experiment: str | None = None) -> str:
+def connect(params: MlflowParams) -> str:
     """Point MLflow at the store and make sure it answers now, not after an hour of training.
 
     Creates the experiment (tagged as model training) if needed; returns its id.
@@ -41,7 +41,7 @@ def connect(params: MlflowParams, experiment: str | None = None) -> str:
                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
-        experiment_id = _ensure_experiment(experiment or params.experiment)
+        experiment_id = _ensure_experiment(params.experiment)
     except Exception as error:  # connection refused, bad URI, locked or corrupt database
         reason = " ".join(str(error).split())[:300]
         raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
@@ -65,13 +65,19 @@ def _ensure_experiment(name: str) -> str:
     return experiment_id
 
 
+# Uncommitted changes here make a run's code differ from its commit; changes to dvc.lock,
+# params.yaml or reports/ (which the pipeline itself rewrites) do not.
+CODE_PATHS = ("src", "stages", "dvc.yaml", "pyproject.toml", "requirements.lock")
+
+
 def git_commit() -> str:
-    """The current commit, with ``-dirty`` when tracked files have uncommitted changes."""
+    """The current commit, with ``-dirty`` when the code has uncommitted changes."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS], capture_output=True, text=True,
+                               check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return f"{commit}-dirty" if dirty else commit
@@ -90,14 +96,34 @@ def dvc_hash(path: str, lock_file: str = "dvc.lock") -> str:
     return "unknown"
 
 
+def run_tags(name: str, family: str, stage: str, data_path: str | Path) -> dict[str, str]:
+    """Tags of every run: what it is, which code and which data (DVC hash) it used."""
+    return {"model": name, "family": family, "stage": stage, "git_commit": git_commit(),
+            "data_md5": dvc_hash(Path(data_path).as_posix())}
+
+
+def check_run(run_id: str) -> None:
+    """Fail with one line now if run ``run_id`` is not in the store (before any output exists)."""
+    try:
+        MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        raise PipelineError(f"MLflow run {run_id} not found in {mlflow.get_tracking_uri()} "
+                            f"({' '.join(str(error).split())[:150]}); was the tracking store "
+                            "changed since training? Re-run the train stage.") from None
+
+
 @contextlib.contextmanager
 def run(experiment_id: str, run_name: str, *, tags: Mapping[str, str] | None = None,
-        run_id: str | None = None, parent_run_id: str | None = None) -> Iterator[str]:
-    """Start (or reopen, with ``run_id``) a run; it is closed FAILED if the block raises."""
+        run_id: str | None = None) -> Iterator[str]:
+    """Start (or reopen, with ``run_id``) a run, closed whatever happens.
+
+    A new run whose block raises ends FAILED. A reopened run (evaluate adding test metrics to a
+    finished training run) keeps FINISHED, since its training did finish, and gets the tag
+    ``update_failed`` with the error.
+    """
     try:
         active = mlflow.start_run(run_id=run_id, experiment_id=experiment_id,
-                                  run_name=None if run_id else run_name, tags=dict(tags or {}),
-                                  parent_run_id=parent_run_id, nested=parent_run_id is not None)
+                                  run_name=None if run_id else run_name, tags=dict(tags or {}))
     except mlflow.exceptions.MlflowException as error:
         what = f"run {run_id} of {run_name} cannot be reopened" if run_id else \
             f"run {run_name} cannot be started"
@@ -105,8 +131,10 @@ def run(experiment_id: str, run_name: str, *, tags: Mapping[str, str] | None = N
                             f"(tracking store {mlflow.get_tracking_uri()})") from None
     try:
         yield active.info.run_id
-    except BaseException:
-        mlflow.end_run(status="FAILED")
+    except BaseException as error:
+        if run_id is not None:
+            mlflow.set_tag("update_failed", f"{type(error).__name__}: {error}"[:500])
+        mlflow.end_run(status="FINISHED" if run_id is not None else "FAILED")
         raise
     mlflow.end_run(status="FINISHED")
 
@@ -136,3 +164,7 @@ def log_figure(figure: Any, name: str) -> None:
 
 def log_text(text: str, name: str) -> None:
     mlflow.log_text(text, name)
+
+
+def log_dict(data: dict, name: str) -> None:
+    mlflow.log_dict(data, name)

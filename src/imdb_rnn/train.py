@@ -1,4 +1,4 @@
-"""The `train` stage: fit one model section, save its folder and history, log the MLflow run."""
+"""The `train` stage: fit one model section, log the MLflow run, then save its folder and history."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pandas as pd
 
 from imdb_rnn import plots, tracking
 from imdb_rnn.artifacts import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, model_section,
-                                run_params, run_tags)
-from imdb_rnn.io import atomic_path, write_json
+                                run_params)
+from imdb_rnn.io import atomic_path, atomic_paths, write_json
 from imdb_rnn.params import Params
 from imdb_rnn.vectorize import VOCAB_FILE, load_sequences, load_vocabulary
 
@@ -26,17 +26,23 @@ class TrainPaths:
 
 
 def train(params: Params, name: str, paths: TrainPaths) -> dict:
-    """Train model ``name`` on the train split (early stopping on val), save it, log to MLflow."""
+    """Train model ``name`` on the train split (early stopping on val), log it, save it.
+
+    Outputs are moved into place only after the MLflow run is complete, so a failure anywhere
+    leaves no output that looks finished.
+    """
     from imdb_rnn.training import input_shape_for, train_model
 
     section = model_section(params, name)
     experiment_id = tracking.connect(params.mlflow)  # fail now, not after training
-    vocabulary = load_vocabulary(paths.data_dir / VOCAB_FILE)
     train_seqs = load_sequences(paths.data_dir / "train.npz")
     val_seqs = load_sequences(paths.data_dir / "val.npz")
+    vocabulary = load_vocabulary(paths.data_dir / VOCAB_FILE)
     resolved = run_params(params, name)
-    with tracking.run(experiment_id, name, tags=run_tags(name, section.family,
-                                                         f"train@{name}")) as run_id:
+    tags = tracking.run_tags(name, section.family, f"train@{name}", paths.data_dir)
+    with tracking.run(experiment_id, name, tags=tags) as run_id, \
+            atomic_path(paths.model_dir, directory=True) as model_tmp, \
+            atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):
         tracking.log_params(resolved)
         result = train_model(section, train_seqs, val_seqs, vocab_size=len(vocabulary),
                              seed=params.train.seed, monitor=params.train.monitor,
@@ -54,32 +60,28 @@ def train(params: Params, name: str, paths: TrainPaths) -> dict:
         text_summary = io.StringIO()
         result.model.summary(print_fn=lambda line, **_: text_summary.write(line + "\n"))
         shape = input_shape_for(section)
-        with atomic_path(paths.model_dir, directory=True) as tmp:
-            result.model.save(tmp / MODEL_FILE)
-            shutil.copyfile(paths.data_dir / VOCAB_FILE, tmp / VOCAB_FILE)
-            write_json(tmp / PREPROCESSING_FILE, {
-                "lowercase": params.preprocess.lowercase,
-                "punctuation": params.preprocess.punctuation,
-                "maxlen": shape.maxlen, "padding": shape.padding,
-                "truncating": shape.truncating, "fixed_length": shape.fixed_length,
-                "family": section.family, "params": resolved,
-            })
-            (tmp / "summary.txt").write_text(text_summary.getvalue(), encoding="utf-8")
-            write_json(tmp / RUN_FILE, {"run_id": run_id,
-                                        "tracking_uri": tracking.tracking_uri(params.mlflow)})
-        with atomic_path(paths.history_csv) as tmp:
-            pd.DataFrame(result.history).to_csv(tmp, index=False, float_format="%.5f")
-        write_json(paths.metrics_json, summary)
+        result.model.save(model_tmp / MODEL_FILE)
+        shutil.copyfile(paths.data_dir / VOCAB_FILE, model_tmp / VOCAB_FILE)
+        write_json(model_tmp / PREPROCESSING_FILE, {
+            "lowercase": params.preprocess.lowercase,
+            "punctuation": params.preprocess.punctuation,
+            "maxlen": shape.maxlen, "padding": shape.padding,
+            "truncating": shape.truncating, "fixed_length": shape.fixed_length,
+            "family": section.family, "params": resolved,
+        })
+        (model_tmp / "summary.txt").write_text(text_summary.getvalue(), encoding="utf-8")
+        write_json(model_tmp / RUN_FILE, {"run_id": run_id,
+                                          "tracking_uri": tracking.tracking_uri(params.mlflow)})
         tracking.log_history(result.history)
         tracking.log_metrics({k: v for k, v in summary.items()
-                              if isinstance(v, (int, float)) and k != "epochs"} |
-                             {"epochs_trained": summary["epochs"]})
+                              if isinstance(v, (int, float)) and k != "epochs"}
+                             | {"epochs_trained": summary["epochs"]})
         tracking.log_text(text_summary.getvalue(), "model_summary.txt")
         figure = plots.learning_curves(result.history, f"{name} ({section.family})")
         tracking.log_figure(figure, "learning_curves.png")
         plots.close(figure)
         for file in (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE):
-            tracking.log_artifact(paths.model_dir / file, artifact_path="model")
+            tracking.log_artifact(model_tmp / file, artifact_path="model")
+        pd.DataFrame(result.history).to_csv(history_tmp, index=False, float_format="%.5f")
+        write_json(metrics_tmp, summary)
     return summary
-
-

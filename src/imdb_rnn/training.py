@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -127,12 +127,11 @@ def builder_kwargs(params: ModelSection) -> dict:
     return {k: v for k, v in params.model_dump().items() if k not in TRAINING_ONLY_FIELDS}
 
 
-def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float,
-                  jit_compile: bool = False) -> None:
-    """Binary cross-entropy with accuracy; XLA off by default since batch lengths vary."""
+def compile_model(model: keras.Model, *, optimizer: str, learning_rate: float) -> None:
+    """Binary cross-entropy with accuracy; no XLA, which would recompile for every batch length."""
     opt = keras.optimizers.get({"class_name": optimizer, "config": {"learning_rate": learning_rate}})
     model.compile(optimizer=opt, loss="binary_crossentropy", metrics=["accuracy"],
-                  jit_compile=jit_compile)
+                  jit_compile=False)
 
 
 class _EpochTimer(keras.callbacks.Callback):
@@ -156,7 +155,6 @@ class TrainResult:
     best_epoch: int  # 1-based epoch whose weights the model holds
     seconds: float
     train_samples: int
-    extra: dict = field(default_factory=dict)
 
 
 def train_model(params: ModelSection, train: Sequences, val: Sequences, *, vocab_size: int,

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.io import require_file
 
 PAD_ID = 0
 OOV_ID = 1
@@ -75,20 +76,6 @@ class Sequences:
         return Sequences(ids.astype(np.int32), offsets, self.labels[index], self.reviews[index])
 
 
-def pad(sequences: Sequences, maxlen: int, *, padding: str = "post",
-        truncating: str = "pre") -> np.ndarray:
-    """Cut and pad to a (n, maxlen) int32 matrix, as keras.utils.pad_sequences does."""
-    out = np.full((len(sequences), maxlen), PAD_ID, dtype=np.int32)  # (batch, time)
-    for i in range(len(sequences)):
-        row = sequences.row(i)
-        row = row[-maxlen:] if truncating == "pre" else row[:maxlen]
-        if padding == "post":
-            out[i, : len(row)] = row
-        else:
-            out[i, maxlen - len(row):] = row
-    return out
-
-
 def save_sequences(path: Path, sequences: Sequences) -> None:
     np.savez(path, ids=sequences.ids, offsets=sequences.offsets, labels=sequences.labels,
              reviews=sequences.reviews)
@@ -105,7 +92,7 @@ def load_sequences(path: str | Path) -> Sequences:
 
 def load_vocabulary(path: str | Path) -> list[str]:
     """One token per line; the line number is the token id."""
-    return Path(path).read_text(encoding="utf-8").split("\n")[:-1]
+    return require_file(path, "vocabulary").read_text(encoding="utf-8").split("\n")[:-1]
 
 
 def vectorize_table(table: pd.DataFrame, max_features: int, out_dir: Path) -> dict:
