@@ -1,15 +1,23 @@
-"""Entry-point plumbing shared by the stages: one-line errors and a non-zero exit."""
+"""Entry-point plumbing shared by the stages: one-line errors, a non-zero exit, clean kills."""
 
 from __future__ import annotations
 
+import signal
 import sys
 from collections.abc import Callable
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    # SystemExit unwinds the stack, so open MLflow runs end FAILED and temporary outputs are
+    # removed, instead of a run left RUNNING forever.
+    raise SystemExit(128 + signum)
 
 
 def stage_main(main: Callable[[], None]) -> None:
     """Run a stage's ``main``; a :class:`PipelineError` becomes ``error: ...`` and exit code 1."""
     from imdb_rnn.errors import PipelineError
 
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         main()
     except PipelineError as error:
