@@ -8,11 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from imdb_rnn import plots, tracking
-from imdb_rnn.artifacts import MODEL_FILE, PREPROCESSING_FILE, RUN_FILE
+from imdb_rnn.artifacts import RUN_FILE
 from imdb_rnn.evaluation import (EvaluationPaths, classification_metrics, tracked_metrics,
                                  write_evaluation)
-from imdb_rnn.io import read_json, require_file
+from imdb_rnn.io import read_json
 from imdb_rnn.params import Params
+from imdb_rnn.predict import Predictor
 from imdb_rnn.vectorize import load_sequences
 
 # Reviews predicted once before timing, so graph tracing does not count against throughput.
@@ -22,21 +23,15 @@ WARMUP_REVIEWS = 256
 def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
              paths: EvaluationPaths) -> dict:
     """Evaluate a trained model on the whole test split; add the results to its training run."""
-    from imdb_rnn.models import load_model
-    from imdb_rnn.training import InputShape, predict_probabilities
-
     experiment_id = tracking.connect(params.mlflow)
     run_id = read_json(model_dir / RUN_FILE, "training run file")["run_id"]
     tracking.check_run(run_id)
-    preprocessing = read_json(model_dir / PREPROCESSING_FILE, "preprocessing settings")
-    model = load_model(require_file(model_dir / MODEL_FILE, "trained model"))
+    predictor = Predictor(model_dir)
     test = load_sequences(data_dir / "test.npz")
-    shape = InputShape(preprocessing["maxlen"], preprocessing["padding"],
-                       preprocessing["truncating"], preprocessing["fixed_length"])
-    predict_probabilities(model, test.subset(np.arange(min(len(test), WARMUP_REVIEWS))), shape,
-                          params.evaluate.batch_size)
+    batch_size = params.evaluate.batch_size
+    predictor.predict_sequences(test.subset(np.arange(min(len(test), WARMUP_REVIEWS))), batch_size)
     start = time.perf_counter()
-    probabilities = predict_probabilities(model, test, shape, params.evaluate.batch_size)
+    probabilities = predictor.predict_sequences(test, batch_size)
     seconds = time.perf_counter() - start
     result = {"model": name,
               **classification_metrics(test.labels, probabilities, params.evaluate.threshold),

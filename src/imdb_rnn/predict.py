@@ -23,7 +23,10 @@ from imdb_rnn.vectorize import VOCAB_FILE, Sequences, encode, load_vocabulary
 
 
 class Predictor:
-    """A trained model with its text preprocessing, loaded once."""
+    """A trained model folder (model, vocabulary, input settings), loaded once.
+
+    The one loader of a model folder: ``imdb-predict`` and the evaluate stage both use it.
+    """
 
     def __init__(self, model_dir: str | Path) -> None:
         from imdb_rnn.models import load_model
@@ -40,16 +43,20 @@ class Predictor:
         s = self.settings
         self.shape = InputShape(s["maxlen"], s["padding"], s["truncating"], s["fixed_length"])
 
-    def predict(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
-        """Positive-class probability per raw text."""
+    def predict_sequences(self, sequences: Sequences, batch_size: int = 256) -> np.ndarray:
+        """Positive-class probability per already vectorized review, in their order."""
         from imdb_rnn.training import predict_probabilities
 
+        return predict_probabilities(self.model, sequences, self.shape, batch_size)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Positive-class probability per raw text."""
         standardized = [standardize(t, lowercase=self.settings["lowercase"],
                                     punctuation=self.settings["punctuation"]) for t in texts]
         ids, offsets = encode(standardized, self.vocabulary)
         sequences = Sequences(ids, offsets, np.zeros(len(texts), np.int8),
                               np.arange(len(texts)).astype(str))
-        return predict_probabilities(self.model, sequences, self.shape, batch_size)
+        return self.predict_sequences(sequences, batch_size)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
