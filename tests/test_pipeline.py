@@ -34,6 +34,11 @@ COMMON = {"maxlen": 60, "padding": "post", "truncating": "pre", "embedding_dim":
           "epochs": 2}
 
 
+TINY_SPACE = {"maxlen": {"low": 20, "high": 60, "step": 20}, "units": {"low": 2, "high": 8, "log": True},
+              "dropout": {"low": 0.0, "high": 0.5}, "embedding_dim": {"choices": [4, 8]}}
+STUDIES = ("lstm_random", "lstm_tpe")
+
+
 def run(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
@@ -56,6 +61,9 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["fetch"].update(local_archive=str(imdb_slice), local_sha256=sha256_of(imdb_slice))
     params["vectorize"]["max_features"] = 2000
     params["train"]["models"] = {k: {**COMMON, **v} for k, v in TINY_MODELS.items()}
+    # Two small studies (random and TPE) of the tiny LSTM; studies stored in the project.
+    params["tune"].update(n_trials=3, epochs=2, subsample=None, n_startup_trials=1,
+                          space={"lstm": TINY_SPACE})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)
@@ -74,7 +82,8 @@ def test_data_stages_on_the_slice(project):
 
 
 def test_every_model_is_evaluated_on_the_whole_test_slice(project):
-    for name in [*TINY_MODELS, "tfidf_logreg", "majority"]:
+    tuned = [f"tuned_{study}" for study in STUDIES]
+    for name in [*TINY_MODELS, *tuned, "tfidf_logreg", "majority"]:
         metrics = json.loads((project / f"reports/evaluate/{name}/metrics.json").read_text())
         assert metrics["reviews"] == 300
         assert 0.0 <= metrics["accuracy"] <= 1.0
@@ -106,6 +115,31 @@ def test_mlflow_has_one_finished_run_per_model(project):
         assert len(client.get_metric_history(r.info.run_id, "val_loss")) >= 1
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
         assert {"model", "learning_curves.png", "confusion_matrix.png"} <= artifacts
+
+
+def test_each_study_finished_its_trials_and_links_its_best(project):
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("imdb-tuning")
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    runs = client.search_runs([experiment.experiment_id], max_results=1000)
+    for study in STUDIES:
+        best = json.loads((project / f"reports/tune/{study}/best.json").read_text())
+        assert best["trials_complete"] + best["trials_pruned"] == 3
+        assert set(best["best_params"]) == set(TINY_SPACE)
+        trials = pd.read_csv(project / f"reports/tune/{study}/trials.csv")
+        assert trials["best_so_far"].dropna().is_monotonic_increasing
+        (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "study"
+                     and r.info.run_name == f"{study} (study)"]
+        assert parent.info.status == "FINISHED"
+        children = [r for r in runs
+                    if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        trial_runs = [r for r in children if r.data.tags["run_kind"] == "trial"]
+        assert len(trial_runs) == 3
+        for r in trial_runs:  # a pruned trial is never a successful run
+            assert r.info.status == {"COMPLETE": "FINISHED", "PRUNED": "KILLED"}[
+                r.data.tags["trial_state"]]
+        (retrained,) = [r for r in children if r.data.tags["run_kind"] == "retrained_best"]
+        assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
 
 
 def test_dvc_understands_metrics_and_plots(project):

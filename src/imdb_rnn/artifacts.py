@@ -24,14 +24,14 @@ def model_section(params: Params, name: str) -> ModelSection:
                             f"{', '.join(params.train.models)}") from None
 
 
-def run_params(params: Params, name: str) -> dict:
+def run_params(params: Params, name: str, section: ModelSection | None = None) -> dict:
     """Every resolved param of one training run, flat, with the same names for every family.
 
     Upstream data params are recorded too, so a run says which data it saw.
     """
     return {
         "model": name,
-        **model_section(params, name).model_dump(),
+        **(section or model_section(params, name)).model_dump(),
         "seed": params.train.seed,
         "monitor": params.train.monitor,
         "patience": params.train.patience,

@@ -21,9 +21,9 @@ WARMUP_REVIEWS = 256
 
 
 def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
-             paths: EvaluationPaths) -> dict:
+             paths: EvaluationPaths, *, experiment: str | None = None) -> dict:
     """Evaluate a trained model on the whole test split; add the results to its training run."""
-    experiment_id = tracking.connect(params.mlflow)
+    experiment_id = tracking.connect(params.mlflow, experiment)
     run_id = read_json(model_dir / RUN_FILE, "training run file")["run_id"]
     tracking.check_run(run_id)
     predictor = Predictor(model_dir)

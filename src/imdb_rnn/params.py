@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      model_validator)
 
 from imdb_rnn.errors import PipelineError
 
@@ -166,6 +167,75 @@ class MlflowParams(_Section):
     experiment: str
 
 
+class RangeDimension(_Section):
+    """A numeric range of one search dimension; integer or float as the model field is.
+
+    ``step`` quantises the range (``low + k * step``); ``log`` samples on a log scale (no step).
+    """
+
+    low: float
+    high: float
+    step: float | None = Field(default=None, gt=0.0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> RangeDimension:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        if self.log and (self.step is not None or self.low <= 0):
+            raise ValueError("log scale needs low > 0 and no step")
+        return self
+
+
+class ChoiceDimension(_Section):
+    """A categorical search dimension."""
+
+    choices: list[bool | int | float | str] = Field(min_length=1)
+
+
+def _dimension_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "choices" if "choices" in value else "range"
+    return "choices" if isinstance(value, ChoiceDimension) else "range"
+
+
+# {low, high, step?, log?} or {choices: [...]}; errors name the key of the form used.
+Dimension = Annotated[
+    Annotated[RangeDimension, Tag("range")] | Annotated[ChoiceDimension, Tag("choices")],
+    Discriminator(_dimension_kind),
+]
+
+
+class StudyParams(_Section):
+    """One Optuna study: which model section it tunes and with which sampler."""
+
+    model: str  # a key of train.models: the base section whose fields the trials override
+    sampler: Literal["random", "tpe", "gp"]
+
+
+class TuneParams(_Section):
+    """Optuna search: budgets, sampler/pruner settings, the search space, the studies."""
+
+    # Where studies live: journal:PATH (a local journal file; shared file systems too),
+    # sqlite:///PATH or an RDB URL such as postgresql://user@host/db (several machines).
+    # IMDB_TUNE_STORAGE in the environment overrides it.
+    storage: str
+    seed: int
+    n_trials: int = Field(gt=0)  # finished trials (complete + pruned) per study, in total
+    timeout: float | None = Field(default=None, gt=0.0)  # seconds per invocation; None = no limit
+    epochs: int = Field(gt=0)  # the most epochs a trial trains
+    patience: int = Field(ge=0)  # early stopping inside a trial
+    # Stratified training reviews per trial (None: the whole train split); validation is whole.
+    subsample: int | None = Field(default=None, gt=1)
+    pruner: Literal["median", "hyperband", "none"]
+    n_startup_trials: int = Field(ge=0)  # trials before TPE/GP model and median pruning start
+    pruner_warmup_epochs: int = Field(ge=0)  # epochs of every trial never pruned (median)
+    experiment: str  # MLflow experiment of the studies (parent and child runs)
+    # Search space per train.models key: field name -> range or choices.
+    space: dict[str, dict[str, Dimension]]
+    studies: dict[str, StudyParams]
+
+
 class Params(_Section):
     fetch: FetchParams
     preprocess: PreprocessParams
@@ -174,6 +244,36 @@ class Params(_Section):
     evaluate: EvaluateParams
     reference: ReferenceParams
     mlflow: MlflowParams
+    tune: TuneParams
+
+    @model_validator(mode="after")
+    def _tune_refers_to_models(self) -> Params:
+        models = self.train.models
+        for name, study in self.tune.studies.items():
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"tune.studies: name {name!r} must be letters, digits and "
+                                 "underscores")
+            if study.model not in models:
+                raise ValueError(f"tune.studies.{name}.model: {study.model!r} is not a key of "
+                                 f"train.models ({', '.join(models)})")
+            if study.model not in self.tune.space:
+                raise ValueError(f"tune.studies.{name}: tune.space has no entry for model "
+                                 f"{study.model!r}")
+        for model, dims in self.tune.space.items():
+            if model not in models:
+                raise ValueError(f"tune.space.{model}: not a key of train.models "
+                                 f"({', '.join(models)})")
+            fields = set(type(models[model]).model_fields) - {"family", "epochs"}
+            for key in dims:
+                if key not in fields:
+                    close = difflib.get_close_matches(key, fields, n=1)
+                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    raise ValueError(f"tune.space.{model}.{key}: not a parameter of "
+                                     f"{models[model].family} models{hint}")
+        return self
+
+
+_UNION_MEMBERS = frozenset({"range", "choices"})  # the tags of a Dimension
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:
@@ -181,6 +281,9 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     # A discriminated union puts the family tag into the location: train.models.NAME.TAG.key.
     if parts[:2] == ["train", "models"] and len(parts) > 3 and parts[3] in _FAMILY_TAGS:
         del parts[3]
+    # A search dimension puts its form's tag there: tune.space.MODEL.KEY.TAG.field.
+    if parts[:2] == ["tune", "space"] and len(parts) > 4 and parts[4] in _UNION_MEMBERS:
+        del parts[4]
     return ".".join(parts)
 
 
@@ -199,9 +302,13 @@ def _one_line(error: ValidationError, source: str) -> str:
         more -= bool(close)  # the "missing" twin of the misspelt key is the same problem
     elif first["type"] == "missing":
         message = "missing key"
+    elif first["type"] == "value_error":  # a validator's own message says what is wrong
+        message = str(first["ctx"]["error"])
     else:
         message = f"{first['msg']} (got {first['input']!r})"
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if not first["loc"]:  # a check across sections names its keys itself
+        return f"{source}: {message}{suffix}"
     return f"{source}: {where}: {message}{suffix}"
 
 

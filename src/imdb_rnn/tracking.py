@@ -9,12 +9,18 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
 import yaml
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock needed for a single local process
+    fcntl = None
 from mlflow.tracking import MlflowClient
 
 from imdb_rnn.errors import PipelineError
@@ -29,10 +35,11 @@ def tracking_uri(params: MlflowParams) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
 
 
-def connect(params: MlflowParams) -> str:
+def connect(params: MlflowParams, experiment: str | None = None) -> str:
     """Point MLflow at the store and make sure it answers now, not after an hour of training.
 
-    Creates the experiment (tagged as model training) if needed; returns its id.
+    Creates the experiment (``experiment``, default ``params.experiment``; tagged as model
+    training) if needed; returns its id.
     """
     uri = tracking_uri(params)
     mlflow.set_tracking_uri(uri)
@@ -41,7 +48,8 @@ def connect(params: MlflowParams) -> str:
                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
-        experiment_id = _ensure_experiment(params.experiment)
+        with _store_lock(uri):
+            experiment_id = _ensure_experiment(experiment or params.experiment)
     except Exception as error:  # connection refused, bad URI, locked or corrupt database
         reason = " ".join(str(error).split())[:300]
         raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
@@ -53,6 +61,23 @@ def connect(params: MlflowParams) -> str:
             else:
                 os.environ[key] = value
     return experiment_id
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store, one process at a time creates or migrates its tables (two tune
+    workers starting together would otherwise both try)."""
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    lock_path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _ensure_experiment(name: str) -> str:
@@ -168,3 +193,74 @@ def log_text(text: str, name: str) -> None:
 
 def log_dict(data: dict, name: str) -> None:
     mlflow.log_dict(data, name)
+
+
+# --- Optuna studies: one parent run per study, one nested child run per trial -----------------
+# These use the client API with explicit run ids (no active-run stack), so a worker's trial runs
+# never mix with another run, and runs of a dead worker can be closed by the next one.
+
+STUDY_TAG = "optuna_study"
+# Final MLflow status of a trial by its Optuna state: pruned trials are KILLED, never FINISHED.
+TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def study_parent_run(experiment_id: str, study: str, run_name: str,
+                     tags: Mapping[str, str]) -> str:
+    """The study's parent run: found by its tag (a resumed study or another worker) or created.
+
+    It is (re)marked RUNNING while trials run.
+    """
+    client = MlflowClient()
+    found = client.search_runs([experiment_id],
+                               filter_string=f"tags.{STUDY_TAG} = '{study}' "
+                                             "and tags.run_kind = 'study'",
+                               order_by=["attributes.start_time ASC"], max_results=1)
+    if found:
+        run_id = found[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={**tags, STUDY_TAG: study, "run_kind": "study"})
+    return run.info.run_id
+
+
+def start_child_run(experiment_id: str, parent_run_id: str, run_name: str,
+                    tags: Mapping[str, str], params: Mapping[str, Any]) -> str:
+    """A trial's run, nested under the study's parent run."""
+    client = MlflowClient()
+    run = client.create_run(experiment_id, run_name=run_name,
+                            tags={**tags, "mlflow.parentRunId": parent_run_id,
+                                  "run_kind": "trial"})
+    client.log_batch(run.info.run_id,
+                     params=[mlflow.entities.Param(k, str(v)) for k, v in params.items()])
+    return run.info.run_id
+
+
+def log_run_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    MlflowClient().log_batch(run_id, metrics=[mlflow.entities.Metric(k, float(v), now, step)
+                                              for k, v in metrics.items()])
+
+
+def set_run_tags(run_id: str, tags: Mapping[str, str]) -> None:
+    MlflowClient().log_batch(run_id, tags=[mlflow.entities.RunTag(k, str(v))
+                                           for k, v in tags.items()])
+
+
+def log_run_params(run_id: str, params: Mapping[str, Any]) -> None:
+    MlflowClient().log_batch(run_id, params=[mlflow.entities.Param(k, str(v))
+                                             for k, v in params.items()])
+
+
+def end_run_by_id(run_id: str, status: str) -> None:
+    """Close a run with FINISHED, KILLED or FAILED."""
+    MlflowClient().set_terminated(run_id, status=status)
+
+
+def run_status(run_id: str) -> str:
+    return MlflowClient().get_run(run_id).info.status
+
+
+def run_link(experiment_id: str, run_id: str) -> str:
+    """A link to a run that works inside the MLflow UI (relative to the UI's address)."""
+    return f"#/experiments/{experiment_id}/runs/{run_id}"

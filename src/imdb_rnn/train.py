@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from imdb_rnn import plots, tracking
 from imdb_rnn.artifacts import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, model_section,
                                 run_params)
 from imdb_rnn.io import atomic_path, atomic_paths, write_json
-from imdb_rnn.params import Params
+from imdb_rnn.params import ModelSection, Params
 from imdb_rnn.vectorize import VOCAB_FILE, load_sequences, load_vocabulary
 
 
@@ -25,21 +26,26 @@ class TrainPaths:
     metrics_json: Path
 
 
-def train(params: Params, name: str, paths: TrainPaths) -> dict:
+def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection | None = None,
+          experiment: str | None = None, stage: str | None = None,
+          extra_tags: Mapping[str, str] | None = None) -> dict:
     """Train model ``name`` on the train split (early stopping on val), log it, save it.
 
+    By default the model is ``train.models.NAME``; the tune stage passes its best section
+    (``section``), its own MLflow ``experiment``, ``stage`` name and tags.
     Outputs are moved into place only after the MLflow run is complete, so a failure anywhere
     leaves no output that looks finished.
     """
     from imdb_rnn.training import input_shape_for, train_model
 
-    section = model_section(params, name)
-    experiment_id = tracking.connect(params.mlflow)  # fail now, not after training
+    section = section or model_section(params, name)
+    experiment_id = tracking.connect(params.mlflow, experiment)  # fail now, not after training
     train_seqs = load_sequences(paths.data_dir / "train.npz")
     val_seqs = load_sequences(paths.data_dir / "val.npz")
     vocabulary = load_vocabulary(paths.data_dir / VOCAB_FILE)
-    resolved = run_params(params, name)
-    tags = tracking.run_tags(name, section.family, f"train@{name}", paths.data_dir)
+    resolved = run_params(params, name, section)
+    tags = tracking.run_tags(name, section.family, stage or f"train@{name}", paths.data_dir)
+    tags |= dict(extra_tags or {})
     with tracking.run(experiment_id, name, tags=tags) as run_id, \
             atomic_path(paths.model_dir, directory=True) as model_tmp, \
             atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):

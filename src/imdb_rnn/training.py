@@ -172,10 +172,10 @@ def train_model(params: ModelSection, train: Sequences, val: Sequences, *, vocab
     train_ds, _ = make_dataset(train, shape, params.batch_size, seed=seed)
     val_ds, _ = make_dataset(val, shape, params.batch_size)
     timer = _EpochTimer()
-    stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
-                                            restore_best_weights=True, verbose=1)
     if verbose is None:  # a progress bar in a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
+    stopper = keras.callbacks.EarlyStopping(monitor=monitor, patience=patience,
+                                            restore_best_weights=True, verbose=int(verbose > 0))
     start = time.perf_counter()
     # shuffle=False: the dataset reshuffles itself every epoch from the training seed.
     fit = model.fit(train_ds, validation_data=val_ds, epochs=params.epochs, verbose=verbose,

@@ -1,0 +1,321 @@
+"""Optuna search pieces: space, study identity, the trial loop, dead-worker recovery, workers."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from conftest import ROOT
+
+from imdb_rnn import tuning
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.models import builder_arguments
+from imdb_rnn.params import TRAINING_ONLY_FIELDS, load_params, parse_params
+from imdb_rnn.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+FF = {"family": "feedforward", "pooling": "average", "units": 4, "maxlen": 30, "padding": "post",
+      "truncating": "pre", "embedding_dim": 8, "dropout": 0.1, "batch_size": 32,
+      "optimizer": "adam", "learning_rate": 0.01, "epochs": 2}
+FF_SPACE = {"maxlen": {"low": 10, "high": 30, "step": 10},
+            "units": {"low": 0, "high": 8, "step": 4},
+            "dropout": {"low": 0.0, "high": 0.5},
+            "embedding_dim": {"choices": [4, 8]},
+            "learning_rate": {"low": 0.001, "high": 0.03, "log": True}}
+
+
+def tiny_params(tmp_path: Path, n_trials: int = 4, **tune: object) -> dict:
+    """params.yaml of the project with one tiny feedforward model and two studies of it."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["train"]["models"] = {"ff": copy.deepcopy(FF)}
+    params["mlflow"]["tracking_uri"] = f"sqlite:///{tmp_path}/mlflow.db"
+    params["tune"].update(storage=f"journal:{tmp_path}/studies/optuna.journal", n_trials=n_trials,
+                          epochs=2, subsample=None, n_startup_trials=2,
+                          space={"ff": copy.deepcopy(FF_SPACE)},
+                          studies={"ff_random": {"model": "ff", "sampler": "random"},
+                                   "ff_tpe": {"model": "ff", "sampler": "tpe"}})
+    params["tune"].update(tune)
+    return params
+
+
+# --- space and study identity ------------------------------------------------------------------
+
+def test_trial_values_are_typed_like_the_section_and_rebuild_it(tmp_path):
+    params = parse_params(tiny_params(tmp_path))
+    base = params.train.models["ff"]
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    trial = study.ask()
+    values = tuning.suggest(trial, params.tune.space["ff"], base)
+    assert isinstance(values["maxlen"], int) and values["maxlen"] in (10, 20, 30)
+    assert isinstance(values["units"], int) and values["units"] in (0, 4, 8)
+    assert isinstance(values["dropout"], float) and 0.0 <= values["dropout"] <= 0.5
+    assert values["embedding_dim"] in (4, 8)
+    assert trial.params == values  # the trial's names are the section's keys
+    section = tuning.with_values(base, trial.params, epochs=1)
+    assert section.maxlen == values["maxlen"] and section.epochs == 1
+    builder_keys = set(values) - TRAINING_ONLY_FIELDS
+    assert builder_keys <= builder_arguments("feedforward")
+
+
+def test_study_name_follows_the_space_but_not_the_budget(tmp_path):
+    params = parse_params(tiny_params(tmp_path))
+    base, spec = params.train.models["ff"], params.tune.studies["ff_tpe"]
+    name = tuning.study_name("ff_tpe", spec, params.tune, base)
+    more = parse_params(tiny_params(tmp_path, n_trials=40, timeout=60.0))
+    assert tuning.study_name("ff_tpe", spec, more.tune, base) == name
+    narrower = tiny_params(tmp_path)
+    narrower["tune"]["space"]["ff"]["dropout"] = {"low": 0.0, "high": 0.2}
+    changed = parse_params(narrower)
+    assert tuning.study_name("ff_tpe", spec, changed.tune, base) != name
+    assert name.startswith("ff_tpe-")
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t["space"]["ff"].update(unitz={"low": 1, "high": 2}),
+     "tune.space.ff.unitz: not a parameter of feedforward models (did you mean units?)"),
+    (lambda t: t["studies"].update(x={"model": "nope", "sampler": "tpe"}),
+     "tune.studies.x.model: 'nope' is not a key of train.models (ff)"),
+    (lambda t: t["space"]["ff"].update(dropout={"low": 0.5, "high": 0.1}),
+     "tune.space.ff.dropout: high (0.1) is below low (0.5)"),
+    (lambda t: t.update(sampler="grid"), "tune.sampler: unknown key"),
+    (lambda t: t["studies"]["ff_tpe"].update(sampler="grid"),
+     "tune.studies.ff_tpe.sampler: Input should be 'random', 'tpe' or 'gp'"),
+])
+def test_bad_search_params_stop_with_one_line_naming_the_key(tmp_path, edit, message):
+    params = tiny_params(tmp_path)
+    edit(params["tune"])
+    with pytest.raises(PipelineError) as error:
+        parse_params(params)
+    assert message in str(error.value)
+    assert "\n" not in str(error.value)
+
+
+def test_an_unreachable_storage_is_one_line(tmp_path):
+    with pytest.raises(PipelineError, match=r"^Optuna storage postgresql://nobody@127\.0\.0\.1:9/x "
+                                            r"cannot be opened: ") as error:
+        tuning.open_storage("postgresql://nobody@127.0.0.1:9/x")
+    assert "\n" not in str(error.value)
+
+
+# --- the trial loop ----------------------------------------------------------------------------
+
+def _journal_study(tmp_path: Path, name: str = "s") -> optuna.Study:
+    storage = tuning.open_storage(f"journal:{tmp_path}/journal.log")
+    return optuna.create_study(study_name=name, storage=storage, direction="maximize",
+                               load_if_exists=True,
+                               sampler=optuna.samplers.RandomSampler(seed=1))
+
+
+def test_n_trials_counts_finished_trials_over_every_run(tmp_path):
+    def objective(trial):
+        x = trial.suggest_float("x", 0, 1)
+        if trial.number % 3 == 2:
+            raise optuna.TrialPruned()
+        return x
+
+    study = _journal_study(tmp_path)
+    first = tuning.run_trials(study, objective, n_trials=4, timeout=None)
+    assert (first.ran, first.stopped_by) == (4, "n_trials")
+    again = tuning.run_trials(_journal_study(tmp_path), objective, n_trials=4, timeout=None)
+    assert again.ran == 0  # already done: a rerun adds nothing
+    more = tuning.run_trials(_journal_study(tmp_path), objective, n_trials=7, timeout=None)
+    assert more.ran == 3
+    counts = tuning.counts(_journal_study(tmp_path))
+    assert counts["complete"] + counts["pruned"] == 7 and counts["pruned"] == 2
+
+
+def test_a_failing_objective_marks_the_trial_failed_and_stops(tmp_path):
+    def objective(trial):
+        raise RuntimeError("out of memory")
+
+    study = _journal_study(tmp_path)
+    with pytest.raises(RuntimeError):
+        tuning.run_trials(study, objective, n_trials=3, timeout=None)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert trial.user_attrs["fail_reason"] == "RuntimeError: out of memory"
+
+
+def test_timeout_stops_starting_trials(tmp_path):
+    def objective(trial):
+        time.sleep(0.3)
+        return trial.suggest_float("x", 0, 1)
+
+    result = tuning.run_trials(_journal_study(tmp_path), objective, n_trials=100, timeout=0.5)
+    assert result.stopped_by == "timeout" and 1 <= result.ran <= 3
+
+
+def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
+    study = _journal_study(tmp_path)
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    # A pid that cannot exist (above pid_max), as a worker killed with SIGKILL leaves it.
+    import socket
+    dead.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
+    live = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    live.set_user_attr("worker", tuning.worker_id())
+    elsewhere = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    elsewhere.set_user_attr("worker", "another-host:1:1")
+
+    assert tuning.recover_dead_trials(study) == [dead.number]
+    by_number = {t.number: t for t in study.get_trials()}
+    assert by_number[dead.number].state == TrialState.FAIL
+    assert "died" in by_number[dead.number].user_attrs["fail_reason"]
+    assert by_number[live.number].state == TrialState.RUNNING
+    assert by_number[elsewhere.number].state == TrialState.RUNNING
+    (waiting,) = study.get_trials(states=(TrialState.WAITING,))
+    # queued with the dead trial's values: the next ask() runs exactly those
+    assert waiting.system_attrs["fixed_params"] == by_number[dead.number].params
+    assert waiting.user_attrs["retry_of"] == dead.number
+    assert tuning.recover_dead_trials(study) == []  # nothing twice
+
+
+def test_gp_sampler_without_torch_says_what_to_install():
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        with pytest.raises(PipelineError, match="needs PyTorch: pip install torch"):
+            tuning.make_sampler("gp", 0, 2)
+    else:
+        assert isinstance(tuning.make_sampler("gp", 0, 2), optuna.samplers.GPSampler)
+
+
+# --- real stage processes on a tiny synthetic project ------------------------------------------
+
+def synthetic_split(n: int, rng: np.random.Generator) -> Sequences:
+    """Reviews of token ids 2..49; positive ones carry token 2 ("good") more often than 3."""
+    labels = rng.integers(0, 2, n).astype(np.int8)
+    rows = []
+    for label in labels:
+        length = int(rng.integers(5, 40))
+        tokens = rng.integers(4, 50, length)
+        marks = rng.random(length) < 0.3
+        tokens[marks] = np.where(rng.random(marks.sum()) < 0.8, 2 + (1 - label), 2 + label)
+        rows.append(tokens.astype(np.int32))
+    offsets = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    reviews = np.array([f"train/x/{i}_1.txt" for i in range(n)])
+    return Sequences(np.concatenate(rows), offsets, labels, reviews)
+
+
+def make_project(tmp_path: Path, **tune: object) -> Path:
+    data = tmp_path / "data" / "vectorized"
+    data.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 600), ("val", 200), ("test", 200)):
+        save_sequences(data / f"{split}.npz", synthetic_split(n, rng))
+    vocab = [PAD_TOKEN, OOV_TOKEN] + [f"w{i}" for i in range(2, 50)]
+    (data / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tmp_path, **tune)))
+    return tmp_path
+
+
+def stage(project: Path, *args: str) -> subprocess.Popen:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MLFLOW_TRACKING_URI", tuning.STORAGE_ENV)}
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "tune.py"), *args],
+                            cwd=project, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    out, _ = process.communicate(timeout=600)
+    assert process.returncode == 0, out
+    return out
+
+
+def study_of(project: Path, name: str) -> optuna.Study:
+    params = load_params(project / "params.yaml")
+    spec = params.tune.studies[name]
+    full = tuning.study_name(name, spec, params.tune, params.train.models[spec.model])
+    return optuna.load_study(study_name=full,
+                             storage=tuning.open_storage(tuning.storage_url(params.tune)))
+
+
+def mlflow_runs(project: Path) -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("imdb-tuning")
+    return client.search_runs([experiment.experiment_id], max_results=1000)
+
+
+@pytest.mark.slow
+def test_two_workers_share_one_study_without_duplicates_or_losses(tmp_path):
+    project = make_project(tmp_path, n_trials=8)
+    workers = [stage(project, "--study", "ff_random", "--worker") for _ in range(2)]
+    outputs = [finish(w) for w in workers]
+    trials = study_of(project, "ff_random").get_trials()
+    finished = [t for t in trials if t.state in tuning.FINISHED]
+    assert len(finished) == 8
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len({t.user_attrs["worker"] for t in finished}) == 2, outputs  # both did work
+    assert len({t.number for t in finished}) == 8
+    children = [r for r in mlflow_runs(project) if r.data.tags.get("run_kind") == "trial"]
+    by_trial = {int(r.data.tags["optuna_trial"]): r for r in children}
+    assert len(children) == len(by_trial) == 8  # one MLflow run per trial, none twice
+    for t in finished:
+        assert by_trial[t.number].info.status == {"COMPLETE": "FINISHED",
+                                                  "PRUNED": "KILLED"}[t.state.name]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
+    project = make_project(tmp_path, n_trials=5)
+    first = stage(project, "--study", "ff_tpe")
+    deadline = time.monotonic() + 300
+    killed_trial = None
+    while time.monotonic() < deadline and first.poll() is None:
+        try:
+            trials = study_of(project, "ff_tpe").get_trials(deepcopy=False)
+        except (KeyError, PipelineError):  # study not created yet
+            trials = []
+        done = [t for t in trials if t.state in tuning.FINISHED]
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        if len(done) >= 2 and running:
+            first.send_signal(signal.SIGKILL)
+            first.wait()
+            killed_trial = running[0].number
+            break
+        time.sleep(0.05)
+    assert killed_trial is not None, "the study finished before it could be killed"
+    first.stdout.close()
+
+    out = finish(stage(project, "--study", "ff_tpe"))
+    trials = {t.number: t for t in study_of(project, "ff_tpe").get_trials()}
+    assert trials[killed_trial].state == TrialState.FAIL
+    assert "died" in trials[killed_trial].user_attrs["fail_reason"]
+    retries = [t for t in trials.values() if t.user_attrs.get("retry_of") == killed_trial]
+    assert len(retries) == 1 and retries[0].params == trials[killed_trial].params
+    assert retries[0].state in tuning.FINISHED
+    assert sum(t.state in tuning.FINISHED for t in trials.values()) == 5
+    assert not [t for t in trials.values() if t.state == TrialState.RUNNING]
+
+    best = json.loads((project / "reports/tune/ff_tpe/best.json").read_text())
+    assert best["trials_complete"] + best["trials_pruned"] == 5 and best["trials_failed"] == 1
+    assert 0.0 <= best["test_accuracy"] <= 1.0, out
+    assert (project / "models/tuned_ff_tpe/model.keras").is_file()
+    assert (project / "evaluation/tuned_ff_tpe/predictions.csv").is_file()
+
+    runs = mlflow_runs(project)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "study"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_val_accuracy"] == best["best_val_accuracy"]
+    children = {int(r.data.tags["optuna_trial"]): r for r in runs
+                if r.data.tags.get("run_kind") == "trial"}
+    assert children[killed_trial].info.status == "FAILED"  # not RUNNING forever
+    assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
+    assert parent.data.tags["best_run_id"] == children[best["best_trial"]].info.run_id
+    (retrained,) = [r for r in runs if r.data.tags.get("run_kind") == "retrained_best"]
+    assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
