@@ -14,7 +14,7 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from conftest import ROOT
+from conftest import ROOT, make_archive
 
 from imdb_rnn.fetch import sha256_of
 
@@ -30,6 +30,7 @@ TINY_MODELS = {
     "gru": {"family": "gru", **RNN},
 }
 COMMON = {"maxlen": 60, "padding": "post", "truncating": "pre", "embedding_dim": 8,
+          "embedding_file": None, "embedding_trainable": True,
           "dropout": 0.1, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
           "epochs": 2}
 
@@ -61,6 +62,13 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["fetch"].update(local_archive=str(imdb_slice), local_sha256=sha256_of(imdb_slice))
     params["vectorize"]["max_features"] = 2000
     params["train"]["models"] = {k: {**COMMON, **v} for k, v in TINY_MODELS.items()}
+    # word2vec on the slice's training text and a few unlabeled reviews; the GRU starts from it.
+    unsup = make_archive(root / "unsup.tar.gz", {
+        f"train/unsup/{i}_0.txt": f"An unlabeled review number {i}, good or bad.".encode()
+        for i in range(40)})
+    params["embed"].update(dim=8, epochs=2, unlabeled_archive=str(unsup),
+                           unlabeled_sha256=sha256_of(unsup))
+    params["train"]["models"]["gru"]["embedding_file"] = "data/embeddings/word2vec.txt"
     # Two small studies (random and TPE) of the tiny LSTM; studies stored in the project.
     params["tune"].update(n_trials=3, epochs=2, subsample=None, n_startup_trials=1,
                           space={"lstm": TINY_SPACE})
@@ -79,6 +87,15 @@ def test_data_stages_on_the_slice(project):
     assert counts["val"]["neg"] == counts["val"]["pos"] == 30
     assert (project / "data/vectorized/vocab.txt").read_text().split("\n")[:2] == ["[PAD]",
                                                                                   "[UNK]"]
+
+
+def test_word_vectors_come_from_training_and_unlabeled_text(project):
+    summary = json.loads((project / "reports/embed.json").read_text())
+    assert summary["unlabeled_reviews"] == 40 and summary["unlabeled_source"].endswith("unsup.tar.gz")
+    assert summary["training_reviews"] == 240 and summary["dim"] == 8
+    assert 0 < summary["vocabulary_with_vector"] <= summary["vocabulary"]
+    gru = json.loads((project / "reports/train/gru/train.json").read_text())
+    assert 0.5 < gru["pretrained_coverage"] <= 1.0
 
 
 def test_every_model_is_evaluated_on_the_whole_test_slice(project):

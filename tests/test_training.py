@@ -88,7 +88,8 @@ def _toy_data(n: int, seed: int) -> Sequences:
 def _lstm(**overrides) -> RecurrentParams:
     base = dict(family="lstm", maxlen=12, padding="post", truncating="pre", batch_size=16,
                 optimizer="adam", learning_rate=0.02, epochs=3, embedding_dim=4, dropout=0.0,
-                units=4, num_layers=1, recurrent_dropout=0.0, pooling="last")
+                units=4, num_layers=1, recurrent_dropout=0.0, pooling="last",
+                embedding_file=None, embedding_trainable=True)
     return RecurrentParams(**{**base, **overrides})
 
 
@@ -114,3 +115,17 @@ def test_early_stopping_keeps_the_best_epoch():
     val_ds, _ = make_dataset(val, InputShape(maxlen=12), 16)
     restored = result.model.evaluate(val_ds, verbose=0, return_dict=True)["loss"]
     assert restored == pytest.approx(min(losses), rel=1e-4)
+
+
+@pytest.mark.parametrize("trainable", [True, False])
+def test_pretrained_vectors_start_the_embedding_and_frozen_ones_stay(trainable):
+    train, val = _toy_data(64, 0), _toy_data(16, 1)
+    matrix = np.random.default_rng(0).normal(0, 0.05, (10, 4)).astype(np.float32)
+    matrix[0] = 0
+    result = train_model(_lstm(epochs=1, learning_rate=0.001, embedding_trainable=trainable),
+                         train, val,
+                         vocab_size=10, seed=1, monitor="val_loss", patience=0, verbose=0,
+                         embedding_matrix=matrix)
+    weights = result.model.get_layer("embedding").get_weights()[0]
+    assert np.array_equal(weights, matrix) != trainable
+    assert np.abs(weights - matrix).max() < 0.02  # started from the vectors, not at random

@@ -28,7 +28,8 @@ from imdb_rnn.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 FF = {"family": "feedforward", "pooling": "average", "units": 4, "maxlen": 30, "padding": "post",
-      "truncating": "pre", "embedding_dim": 8, "dropout": 0.1, "batch_size": 32,
+      "truncating": "pre", "embedding_dim": 8, "embedding_file": None,
+      "embedding_trainable": True, "dropout": 0.1, "batch_size": 32,
       "optimizer": "adam", "learning_rate": 0.01, "epochs": 2}
 FF_SPACE = {"maxlen": {"low": 10, "high": 30, "step": 10},
             "units": {"low": 0, "high": 8, "step": 4},

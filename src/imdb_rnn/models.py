@@ -63,11 +63,13 @@ def _hidden(x: keras.KerasTensor, units: int, dropout: float) -> keras.KerasTens
 
 
 def build_feedforward(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
-                      pooling: str = "average", units: int = 0) -> keras.Model:
+                      pooling: str = "average", units: int = 0,
+                      embedding_trainable: bool = True) -> keras.Model:
     """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid."""
     flatten = pooling == "flatten"
     inputs = _token_input(maxlen, fixed_length=flatten)
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten, name="embedding")(inputs)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten,
+                         trainable=embedding_trainable, name="embedding")(inputs)
     if flatten:
         x = layers.Flatten(name="flatten")(x)  # (batch, maxlen * embedding_dim)
     elif pooling == "average":
@@ -79,14 +81,16 @@ def build_feedforward(*, vocab_size: int, maxlen: int, embedding_dim: int, dropo
 
 
 def build_cnn(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, filters: int,
-              kernel_size: int, num_layers: int, units: int) -> keras.Model:
+              kernel_size: int, num_layers: int, units: int,
+              embedding_trainable: bool = True) -> keras.Model:
     """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense.
 
     Padding is zeroed before every convolution and left out of every pooling, so a review's
     score does not depend on how far its batch is padded.
     """
     inputs = _token_input(maxlen, fixed_length=False)
-    x = layers.Embedding(vocab_size, embedding_dim, name="embedding")(inputs)
+    x = layers.Embedding(vocab_size, embedding_dim, trainable=embedding_trainable,
+                         name="embedding")(inputs)
     # (batch, time, 1): 1 on real tokens, 0 on padding
     keep = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(inputs, PAD_ID), x.dtype), -1)
     for i in range(num_layers):
@@ -115,10 +119,11 @@ def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], lay
 
 def _recurrent(family: str, *, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
                units: int, num_layers: int, recurrent_dropout: float, pooling: str,
-               bidirectional: bool = False) -> keras.Model:
+               embedding_trainable: bool, bidirectional: bool = False) -> keras.Model:
     cell = _CELLS[family]
     inputs = _token_input(maxlen, fixed_length=False)
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(inputs)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
+                         trainable=embedding_trainable, name="embedding")(inputs)
     if dropout > 0:
         x = layers.Dropout(dropout, name="embedding_dropout")(x)
 
@@ -136,38 +141,43 @@ def _recurrent(family: str, *, vocab_size: int, maxlen: int, embedding_dim: int,
 
 def build_simple_rnn(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
                      units: int, num_layers: int = 1, recurrent_dropout: float = 0.0,
-                     pooling: str = "last") -> keras.Model:
+                     pooling: str = "last", embedding_trainable: bool = True) -> keras.Model:
     """Embedding, ``num_layers`` stacked SimpleRNN, sigmoid output."""
     return _recurrent("simple_rnn", vocab_size=vocab_size, maxlen=maxlen,
                       embedding_dim=embedding_dim, dropout=dropout, units=units,
-                      num_layers=num_layers, recurrent_dropout=recurrent_dropout, pooling=pooling)
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
 
 
 def build_lstm(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, units: int,
                num_layers: int = 1, recurrent_dropout: float = 0.0,
-               pooling: str = "last") -> keras.Model:
+               pooling: str = "last", embedding_trainable: bool = True) -> keras.Model:
     """Embedding, ``num_layers`` stacked LSTM, sigmoid output."""
     return _recurrent("lstm", vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
                       dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling)
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
 
 
 def build_gru(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float, units: int,
               num_layers: int = 1, recurrent_dropout: float = 0.0,
-              pooling: str = "last") -> keras.Model:
+              pooling: str = "last", embedding_trainable: bool = True) -> keras.Model:
     """Embedding, ``num_layers`` stacked GRU, sigmoid output."""
     return _recurrent("gru", vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
                       dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling)
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
 
 
 def build_bidirectional(*, vocab_size: int, maxlen: int, embedding_dim: int, dropout: float,
                         units: int, cell: str = "lstm", num_layers: int = 1,
-                        recurrent_dropout: float = 0.0, pooling: str = "last") -> keras.Model:
+                        recurrent_dropout: float = 0.0, pooling: str = "last",
+                        embedding_trainable: bool = True) -> keras.Model:
     """Embedding, ``num_layers`` Bidirectional(SimpleRNN, LSTM or GRU), sigmoid output."""
     return _recurrent(cell, vocab_size=vocab_size, maxlen=maxlen, embedding_dim=embedding_dim,
                       dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling, bidirectional=True)
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable, bidirectional=True)
 
 
 MODEL_BUILDERS: dict[str, Callable[..., keras.Model]] = {

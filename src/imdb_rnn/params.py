@@ -61,6 +61,30 @@ class VectorizeParams(_Section):
     max_features: int = Field(ge=3)
 
 
+class EmbedParams(_Section):
+    """word2vec vectors trained on non-test text (training split + unlabeled reviews)."""
+
+    dim: int = Field(gt=0)
+    algorithm: Literal["cbow", "skipgram"]
+    window: int = Field(gt=0)
+    min_count: int = Field(ge=1)
+    epochs: int = Field(gt=0)
+    seed: int
+    # gensim threads: 1 gives the same vectors on every run; more is faster but not repeatable.
+    workers: int = Field(ge=1)
+    use_unlabeled: bool  # also train on the 50,000 unlabeled train/unsup reviews
+    # Where the unlabeled reviews are when the fetched archive lacks them (the offline copy
+    # keeps them apart); used only if the file exists, and must match the checksum.
+    unlabeled_archive: str | None = None
+    unlabeled_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _archive_needs_checksum(self) -> EmbedParams:
+        if self.unlabeled_archive is not None and self.unlabeled_sha256 is None:
+            raise ValueError("unlabeled_archive is set, so unlabeled_sha256 must be set too")
+        return self
+
+
 class ModelSection(_Section):
     """Fields every model family shares: input shaping and the optimiser. The rest go to the builder.
 
@@ -79,6 +103,10 @@ class ModelSection(_Section):
     epochs: int = Field(gt=0)
     embedding_dim: int = Field(gt=0)
     dropout: float = Field(ge=0.0, lt=1.0)
+    # Initial word vectors: null = learned from scratch; else a text-format vectors file
+    # (word2vec or GloVe), e.g. data/embeddings/word2vec.txt from the embed stage.
+    embedding_file: str | None
+    embedding_trainable: bool  # false freezes the embedding (pretrained vectors kept as is)
 
 
 class FeedforwardParams(ModelSection):
@@ -121,7 +149,7 @@ _FAMILY_TAGS = frozenset(tag for cls in _MODEL_CLASSES
                          for tag in get_args(cls.model_fields["family"].annotation))
 # Fields of a model section that configure training only; the rest (maxlen too) go to the builder.
 TRAINING_ONLY_FIELDS = frozenset({"family", "padding", "truncating", "batch_size",
-                             "learning_rate", "optimizer", "epochs"})
+                                  "learning_rate", "optimizer", "epochs", "embedding_file"})
 
 
 class TrainParams(_Section):
@@ -240,6 +268,7 @@ class Params(_Section):
     fetch: FetchParams
     preprocess: PreprocessParams
     vectorize: VectorizeParams
+    embed: EmbedParams
     train: TrainParams
     evaluate: EvaluateParams
     reference: ReferenceParams
@@ -263,7 +292,11 @@ class Params(_Section):
             if model not in models:
                 raise ValueError(f"tune.space.{model}: not a key of train.models "
                                  f"({', '.join(models)})")
-            fields = set(type(models[model]).model_fields) - {"family", "epochs"}
+            fields = set(type(models[model]).model_fields) - {"family", "epochs",
+                                                               "embedding_file"}
+            if models[model].embedding_file is not None and "embedding_dim" in dims:
+                raise ValueError(f"tune.space.{model}.embedding_dim: train.models.{model} uses "
+                                 "pretrained vectors, whose dimension is fixed")
             for key in dims:
                 if key not in fields:
                     close = difflib.get_close_matches(key, fields, n=1)

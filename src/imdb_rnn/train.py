@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from imdb_rnn import plots, tracking
+from imdb_rnn.embed import initial_embedding
 from imdb_rnn.artifacts import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, model_section,
                                 run_params)
 from imdb_rnn.io import atomic_path, atomic_paths, write_json
@@ -50,9 +51,10 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
             atomic_path(paths.model_dir, directory=True) as model_tmp, \
             atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):
         tracking.log_params(resolved)
+        matrix, coverage = initial_embedding(section, vocabulary, params.train.seed)
         result = train_model(section, train_seqs, val_seqs, vocab_size=len(vocabulary),
                              seed=params.train.seed, monitor=params.train.monitor,
-                             patience=params.train.patience)
+                             patience=params.train.patience, embedding_matrix=matrix)
         best = result.history[result.best_epoch - 1]
         summary = {
             "model": name, "family": section.family,
@@ -60,6 +62,7 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
             "epochs": len(result.history), "best_epoch": result.best_epoch,
             "best_val_accuracy": best["val_accuracy"], "best_val_loss": best["val_loss"],
             "train_seconds": round(result.seconds, 2),
+            "pretrained_coverage": coverage,
             "train_samples_per_second": round(
                 result.train_samples * len(result.history) / result.seconds, 1),
         }

@@ -160,13 +160,20 @@ class TrainResult:
 def train_model(params: ModelSection, train: Sequences, val: Sequences, *, vocab_size: int,
                 seed: int, monitor: str, patience: int,
                 callbacks: Sequence[keras.callbacks.Callback] = (),
-                verbose: int | None = None) -> TrainResult:
-    """Build, compile and fit one model section; the weights of the best epoch are kept."""
+                verbose: int | None = None,
+                embedding_matrix: np.ndarray | None = None) -> TrainResult:
+    """Build, compile and fit one model section; the weights of the best epoch are kept.
+
+    ``embedding_matrix`` (vocab_size, embedding_dim) initialises the embedding (pretrained
+    vectors); the section's ``embedding_trainable`` says whether training may change it.
+    """
     from imdb_rnn.models import build_model
 
     keras.utils.set_random_seed(seed)
     keras.backend.clear_session()
     model = build_model(params.family, vocab_size=vocab_size, **builder_kwargs(params))
+    if embedding_matrix is not None:
+        model.get_layer("embedding").set_weights([embedding_matrix])
     compile_model(model, optimizer=params.optimizer, learning_rate=params.learning_rate)
     shape = input_shape_for(params)
     train_ds, _ = make_dataset(train, shape, params.batch_size, seed=seed)

@@ -25,6 +25,7 @@ from sklearn.model_selection import train_test_split
 
 from imdb_rnn import tracking, tuning
 from imdb_rnn.artifacts import model_section, run_params
+from imdb_rnn.embed import initial_embedding
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluate import evaluate
 from imdb_rnn.evaluation import EvaluationPaths
@@ -89,7 +90,9 @@ class Objective:
         tune = params.tune
         self.train = subsample(load_sequences(data_dir / "train.npz"), tune.subsample, tune.seed)
         self.val = load_sequences(data_dir / "val.npz")
-        self.vocab_size = len(load_vocabulary(data_dir / VOCAB_FILE))
+        self.vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+        # Pretrained vectors are read once; trials cannot change the file or its dimension.
+        self.embedding, _ = initial_embedding(self.base, self.vocabulary, tune.seed)
         self.experiment_id, self.parent_run_id = experiment_id, parent_run_id
         self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
         self.tags |= {"sampler": self.study.sampler}
@@ -111,9 +114,10 @@ class Objective:
         callback = _TrialCallback(trial, run_id)
         state = "FAIL"
         try:
-            result = train_model(section, self.train, self.val, vocab_size=self.vocab_size,
-                                 seed=seed, monitor=self.params.train.monitor,
-                                 patience=tune.patience, callbacks=[callback], verbose=0)
+            result = train_model(section, self.train, self.val,
+                                 vocab_size=len(self.vocabulary), seed=seed,
+                                 monitor=self.params.train.monitor, patience=tune.patience,
+                                 callbacks=[callback], verbose=0, embedding_matrix=self.embedding)
             value = max(row["val_accuracy"] for row in result.history)
             trial.set_user_attr("epochs_run", len(result.history))
             trial.set_user_attr("best_epoch", result.best_epoch)

@@ -1,0 +1,30 @@
+"""DVC stage `embed`: word2vec vectors for the vocabulary, from training and unlabeled reviews."""
+
+import argparse
+from pathlib import Path
+
+from imdb_rnn.artifacts import describe
+from imdb_rnn.cli import stage_main
+from imdb_rnn.embed import build_embeddings
+from imdb_rnn.io import write_json
+from imdb_rnn.params import load_params
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--archive", required=True, type=Path, help="the fetched aclImdb archive")
+    parser.add_argument("--table", required=True, type=Path, help="reviews table from preprocess")
+    parser.add_argument("--vocab", required=True, type=Path, help="vocabulary from vectorize")
+    parser.add_argument("--out", required=True, type=Path, help="vectors, word2vec text format")
+    parser.add_argument("--summary", required=True, type=Path, help="summary JSON (metrics)")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    summary = build_embeddings(args.archive, args.table, args.vocab, params.preprocess,
+                               params.embed, args.out)
+    write_json(args.summary, summary)
+    print(f"embed: {describe(summary)}")
+
+
+if __name__ == "__main__":
+    stage_main(main)

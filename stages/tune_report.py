@@ -1,0 +1,34 @@
+"""DVC stage `tune_report`: random against Bayesian search for every tuned model, side by side."""
+
+import argparse
+from pathlib import Path
+
+from imdb_rnn.cli import stage_main
+from imdb_rnn.io import atomic_paths, write_json, write_text
+from imdb_rnn.params import load_params
+from imdb_rnn.search_report import compare, load_study, markdown, progress_figure
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--studies", type=Path, default=Path("reports/tune"),
+                        help="folder of the tune stages' results (STUDY/best.json, trials.csv)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args()
+    params = load_params(args.params)
+    studies = {name: load_study(args.studies / name) for name in params.tune.studies}
+    table, curves = compare(studies)
+    out = args.out
+    with atomic_paths(out / "comparison.md", out / "comparison.json", out / "progress.csv",
+                      out / "search_progress.png") as (md, js, csv, png):
+        write_text(md, markdown(table))
+        write_json(js, {"studies": table.to_dict(orient="records")})
+        curves.to_csv(csv, index=False, float_format="%.5f")
+        figure = progress_figure(curves)
+        figure.savefig(png, dpi=110, format="png")
+    print(f"tune_report: {len(table)} studies -> {out}/comparison.md")
+
+
+if __name__ == "__main__":
+    stage_main(main)
