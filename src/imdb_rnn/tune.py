@@ -169,6 +169,20 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def param_importances(study: optuna.Study) -> dict[str, float] | None:
+    """Optuna's fANOVA importance of each searched param for validation accuracy (complete
+    trials; None with fewer than two, or when every trial scored the same)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2 or len({t.value for t in complete}) < 2:
+        return None
+    try:
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError):  # e.g. a param that never varied
+        return None
+    return {k: round(float(v), 4) for k, v in importances.items()}
+
+
 def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> tuple:
     """Run trials of study ``name`` until it has ``n_trials`` finished ones (or time is up).
 
@@ -252,6 +266,7 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
         "rss_mb_first_last": [table["rss_mb"].dropna().iloc[0], table["rss_mb"].dropna().iloc[-1]]
         if table["rss_mb"].notna().any() else None,
     }
+    summary["param_importances"] = param_importances(study)
     best_run = best.user_attrs.get("mlflow_run_id")
     tracking.log_run_metrics(parent, {"best_val_accuracy": best.value,
                                       "trials_complete": counts["complete"],
