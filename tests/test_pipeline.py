@@ -69,6 +69,7 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["embed"].update(dim=8, epochs=2, unlabeled_archive=str(unsup),
                            unlabeled_sha256=sha256_of(unsup))
     params["train"]["models"]["gru"]["embedding_file"] = "data/embeddings/word2vec.txt"
+    params["report"].update(seeds=[5], bootstrap_resamples=200)
     # Two small studies (random and TPE) of the tiny LSTM; studies stored in the project.
     params["tune"].update(n_trials=3, epochs=2, subsample=None, n_startup_trials=1,
                           space={"lstm": TINY_SPACE})
@@ -157,6 +158,25 @@ def test_each_study_finished_its_trials_and_links_its_best(project):
                 r.data.tags["trial_state"]]
         (retrained,) = [r for r in children if r.data.tags["run_kind"] == "retrained_best"]
         assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
+
+
+def test_seed_replicates_and_the_leaderboard(project):
+    for name in TINY_MODELS:
+        seeds = json.loads((project / f"reports/seeds/{name}.json").read_text())
+        assert seeds["seeds"] == [42, 5] and seeds["test_accuracy_std"] is not None
+    board = pd.read_csv(project / "reports/leaderboard.csv")
+    assert sorted(board["model"]) == sorted([*TINY_MODELS, *[f"tuned_{s}" for s in STUDIES],
+                                             "tfidf_logreg", "majority"])
+    assert (board["ci_low"] <= board["test_accuracy"]).all()
+    assert board.loc[board["kind"] == "baseline", "seeds"].eq(2).all()
+    significance = pd.read_csv(project / "reports/significance.csv")
+    assert len(significance) == len(board) * (len(board) - 1) // 2
+    text = (project / "reports/leaderboard.md").read_text()
+    assert "## Which differences are real?" in text
+    assert (project / "reports/index.html").stat().st_size > 50_000  # figures inlined
+    assert {p.name for p in (project / "reports/figures").iterdir()} >= {
+        "learning_curves.png", "roc.png", "confusion.png", "accuracy_vs_time.png",
+        "expected_max.png", "search_slices.png"}
 
 
 def test_dvc_understands_metrics_and_plots(project):

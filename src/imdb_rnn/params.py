@@ -264,6 +264,18 @@ class TuneParams(_Section):
     studies: dict[str, StudyParams]
 
 
+class ReportParams(_Section):
+    """The leaderboard's statistics."""
+
+    bootstrap_resamples: int = Field(ge=100)  # resamples of the test reviews for the 95% CI
+    seed: int
+    top: int = Field(ge=2)  # McNemar results spelled out in words for the top models
+    # Seed variance: every baseline is trained again with each of these training seeds
+    # (train.seed is the baseline itself); mean and standard deviation go to the leaderboard.
+    seeds: list[int]
+    seed_experiment: str  # MLflow experiment of those replicate runs
+
+
 class Params(_Section):
     fetch: FetchParams
     preprocess: PreprocessParams
@@ -274,6 +286,7 @@ class Params(_Section):
     reference: ReferenceParams
     mlflow: MlflowParams
     tune: TuneParams
+    report: ReportParams
 
     @model_validator(mode="after")
     def _tune_refers_to_models(self) -> Params:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def learning_curves(history: list[dict[str, float]], title: str) -> Figure:
@@ -45,3 +50,110 @@ def confusion_matrix(confusion: dict[str, int], title: str) -> Figure:
 
 def close(figure: Figure) -> None:
     plt.close(figure)
+
+
+# --- report figures ------------------------------------------------------------------------------
+
+def learning_curves_grid(histories: dict[str, pd.DataFrame]) -> Figure:
+    """Validation accuracy and loss per epoch of every trained model, one line each."""
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, history in histories.items():
+        for ax, metric in zip(axes, ("val_accuracy", "val_loss"), strict=True):
+            ax.plot(history["epoch"], history[metric], "o-", label=name)
+    for ax, metric in zip(axes, ("validation accuracy", "validation loss"), strict=True):
+        ax.set(xlabel="epoch", ylabel=metric)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    figure.suptitle("Learning curves (validation split)")
+    figure.tight_layout()
+    return figure
+
+
+def roc_overlay(curves: dict[str, pd.DataFrame], aucs: dict[str, float]) -> Figure:
+    figure, ax = plt.subplots(figsize=(5.5, 5))
+    for name, curve in curves.items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{name} (AUC {aucs[name]:.3f})")
+    ax.plot([0, 1], [0, 1], "k:", linewidth=0.8)
+    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, test split")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    figure.tight_layout()
+    return figure
+
+
+def confusion_grid(confusions: dict[str, dict[str, int]]) -> Figure:
+    names = list(confusions)
+    cols = min(len(names), 5)
+    rows = (len(names) + cols - 1) // cols
+    figure, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.5 * rows), squeeze=False)
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names, strict=False):
+        c = confusions[name]
+        cells = [[c["tn"], c["fp"]], [c["fn"], c["tp"]]]
+        ax.imshow(cells, cmap="Blues", vmin=0, vmax=sum(map(sum, cells)) / 2)
+        for i in range(2):
+            for j in range(2):
+                ax.text(j, i, f"{cells[i][j]:,}", ha="center", va="center", fontsize=8)
+        ax.set_xticks([0, 1], ["neg", "pos"], fontsize=7)
+        ax.set_yticks([0, 1], ["neg", "pos"], fontsize=7)
+        ax.set_title(name, fontsize=8)
+    figure.supxlabel("predicted")
+    figure.supylabel("true")
+    figure.tight_layout()
+    return figure
+
+
+def accuracy_vs_time(board: pd.DataFrame) -> Figure:
+    """Test accuracy (with its 95% CI) against training seconds."""
+    timed = board.dropna(subset=["train_seconds"])
+    figure, ax = plt.subplots(figsize=(6.5, 4.5))
+    ax.errorbar(timed["train_seconds"], timed["test_accuracy"],
+                yerr=[timed["test_accuracy"] - timed["ci_low"],
+                      timed["ci_high"] - timed["test_accuracy"]], fmt="o", capsize=3)
+    for row in timed.itertuples():
+        ax.annotate(row.model, (row.train_seconds, row.test_accuracy), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set(xscale="log", xlabel="training seconds (log scale)", ylabel="test accuracy",
+           title="Accuracy against training time")
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+def expected_max_curves(curves: dict[str, list[float]]) -> Figure:
+    """Expected best validation accuracy against the number of trials (Dodge et al. 2019)."""
+    figure, ax = plt.subplots(figsize=(6, 4))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, "o-", label=name)
+    ax.set(xlabel="trials (hyperparameter assignments)",
+           ylabel="expected best validation accuracy", title="Expected validation performance")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def importances_and_slices(studies: dict[str, tuple[dict, pd.DataFrame]],
+                           params: tuple[str, ...]) -> Figure:
+    """Per study: fANOVA importances, then validation accuracy against each of ``params``."""
+    names = list(studies)
+    figure, axes = plt.subplots(max(len(names), 1), 1 + len(params),
+                                figsize=(3.3 * (1 + len(params)), 2.8 * max(len(names), 1)),
+                                squeeze=False)
+    for row, name in zip(axes, names, strict=False):
+        best, trials = studies[name]
+        importances = best.get("param_importances") or {}
+        row[0].barh(list(importances), list(importances.values()))
+        row[0].set_title(f"{name}: importance", fontsize=9)
+        row[0].tick_params(labelsize=7)
+        done = trials[trials["state"] == "COMPLETE"]
+        for ax, param in zip(row[1:], params, strict=True):
+            column = f"param_{param}"
+            if column in done:
+                ax.scatter(done[column], done["value"], s=14)
+            ax.set_title(f"{name}: {param}", fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
