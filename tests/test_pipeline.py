@@ -221,3 +221,29 @@ def test_misspelt_param_stops_with_one_line(project, tmp_path):
     assert result.stderr.strip() == (f"error: {bad}: preprocess.lowercse: unknown key "
                                      "(did you mean lowercase?)")
     assert list(tmp_path.iterdir()) == [bad]
+
+
+def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path):
+    from imdb_rnn.mlflow_ui import browser, compare_url, experiment_url, render, serve
+
+    if browser() is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium; .ci/run installs it)")
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    experiment = client.get_experiment_by_name("imdb-baselines")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    with serve(f"sqlite:///{project}/mlflow.db") as base:
+        listing = render(experiment_url(base, experiment.experiment_id))
+        assert "imdb-baselines" in listing
+        assert all(name in listing for name in ("lstm", "cnn", "tfidf_logreg"))
+        shot = tmp_path / "compare.png"
+        compare = render(compare_url(base, experiment.experiment_id,
+                                     [runs["lstm"].info.run_id, runs["cnn"].info.run_id]),
+                         screenshot=shot)
+    assert "Comparing 2 Runs from 1 Experiment" in compare
+    for param in ("maxlen", "embedding_dim", "learning_rate", "units"):
+        assert param in compare
+    for metric in ("test_accuracy", "val_accuracy", "test_roc_auc"):
+        assert metric in compare
+    accuracy = runs["lstm"].data.metrics["test_accuracy"]
+    assert f"{accuracy:.3f}".rstrip("0") in compare  # the value itself is on the page
+    assert shot.stat().st_size > 20_000

@@ -264,3 +264,14 @@ def run_status(run_id: str) -> str:
 def run_link(experiment_id: str, run_id: str) -> str:
     """A link to a run that works inside the MLflow UI (relative to the UI's address)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def finished_run_ids(experiment_id: str) -> list[str]:
+    """Ids of an experiment's FINISHED runs, newest first, one per run name (the latest)."""
+    runs = MlflowClient().search_runs([experiment_id],
+                                      filter_string="attributes.status = 'FINISHED'",
+                                      order_by=["attributes.start_time DESC"], max_results=1000)
+    latest: dict[str, str] = {}
+    for r in runs:
+        latest.setdefault(r.info.run_name, r.info.run_id)
+    return list(latest.values())
