@@ -46,9 +46,15 @@ def test_run_finishes_or_fails_but_always_closes(store):
     assert client.get_run(ok_id).info.status == "FINISHED"
     assert client.get_run(failed_id).info.status == "FAILED"
     assert [m.value for m in client.get_metric_history(ok_id, "loss")] == [0.5, 0.4]
-    with tracking.run(experiment_id, "ok", run_id=ok_id):  # reopen, as evaluate does
+    end_time = client.get_run(ok_id).info.end_time
+    with tracking.run(experiment_id, "ok", run_id=ok_id):  # update, as evaluate does
         tracking.log_metrics({"test_accuracy": 0.9})
-    assert client.get_run(ok_id).data.metrics["test_accuracy"] == 0.9
+        tracking.log_dict({"a": 1}, "evaluation/metrics.json")
+    updated = client.get_run(ok_id)
+    assert updated.data.metrics["test_accuracy"] == 0.9
+    # still FINISHED, and its duration is still the training's
+    assert (updated.info.status, updated.info.end_time) == ("FINISHED", end_time)
+    assert "evaluation" in {a.path for a in client.list_artifacts(ok_id)}
 
 
 def test_failed_update_keeps_the_training_run_finished(store):

@@ -74,7 +74,8 @@ def serve(store_uri: str, *, timeout: float = 90.0) -> Iterator[str]:
 
 
 def experiment_url(base: str, experiment_id: str) -> str:
-    return f"{base}/#/experiments/{experiment_id}"
+    """The experiment's runs table (its bare URL opens MLflow 3's GenAI overview)."""
+    return f"{base}/#/experiments/{experiment_id}/runs"
 
 
 def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:

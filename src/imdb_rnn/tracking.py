@@ -137,40 +137,65 @@ def check_run(run_id: str) -> None:
                             "changed since training? Re-run the train stage.") from None
 
 
+# While a finished run is being updated (evaluate adding test metrics to a training run), the
+# log_* helpers write to it by id, so its status and end time stay those of its training.
+_updating: str | None = None
+
+
 @contextlib.contextmanager
 def run(experiment_id: str, run_name: str, *, tags: Mapping[str, str] | None = None,
         run_id: str | None = None) -> Iterator[str]:
-    """Start (or reopen, with ``run_id``) a run, closed whatever happens.
+    """Start a run (or, with ``run_id``, update a finished one), closed whatever happens.
 
-    A new run whose block raises ends FAILED. A reopened run (evaluate adding test metrics to a
-    finished training run) keeps FINISHED, since its training did finish, and gets the tag
-    ``update_failed`` with the error.
+    A new run whose block raises ends FAILED. An updated run (evaluate adding test metrics to a
+    finished training run) is never reopened: it keeps FINISHED and its training's end time
+    (the UI's duration stays the training's), and gets the tag ``update_failed`` on an error.
     """
+    global _updating
+    if run_id is not None:
+        try:
+            MlflowClient().get_run(run_id)
+        except mlflow.exceptions.MlflowException as error:
+            raise PipelineError(f"MLflow run {run_id} of {run_name} cannot be reopened: "
+                                f"{' '.join(str(error).split())[:200]} "
+                                f"(tracking store {mlflow.get_tracking_uri()})") from None
+        _updating = run_id
+        try:
+            yield run_id
+        except BaseException as error:
+            MlflowClient().set_tag(run_id, "update_failed", f"{type(error).__name__}: {error}"[:500])
+            raise
+        finally:
+            _updating = None
+        return
     try:
-        active = mlflow.start_run(run_id=run_id, experiment_id=experiment_id,
-                                  run_name=None if run_id else run_name, tags=dict(tags or {}))
+        active = mlflow.start_run(experiment_id=experiment_id, run_name=run_name,
+                                  tags=dict(tags or {}))
     except mlflow.exceptions.MlflowException as error:
-        what = f"run {run_id} of {run_name} cannot be reopened" if run_id else \
-            f"run {run_name} cannot be started"
-        raise PipelineError(f"MLflow {what}: {' '.join(str(error).split())[:200]} "
+        raise PipelineError(f"MLflow run {run_name} cannot be started: "
+                            f"{' '.join(str(error).split())[:200]} "
                             f"(tracking store {mlflow.get_tracking_uri()})") from None
     try:
         yield active.info.run_id
-    except BaseException as error:
-        if run_id is not None:
-            mlflow.set_tag("update_failed", f"{type(error).__name__}: {error}"[:500])
-        mlflow.end_run(status="FINISHED" if run_id is not None else "FAILED")
+    except BaseException:
+        mlflow.end_run(status="FAILED")
         raise
     mlflow.end_run(status="FINISHED")
 
 
 def log_params(params: Mapping[str, Any]) -> None:
     """Log flat params (values stringified by MLflow)."""
-    mlflow.log_params(dict(params))
+    if _updating:
+        log_run_params(_updating, params)
+    else:
+        mlflow.log_params(dict(params))
 
 
 def log_metrics(metrics: Mapping[str, float], step: int | None = None) -> None:
-    mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
+    if _updating:
+        log_run_metrics(_updating, metrics, step or 0)
+    else:
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=step)
 
 
 def log_history(history: list[dict[str, float]]) -> None:
@@ -180,19 +205,31 @@ def log_history(history: list[dict[str, float]]) -> None:
 
 
 def log_artifact(path: str | Path, artifact_path: str | None = None) -> None:
-    mlflow.log_artifact(str(path), artifact_path=artifact_path)
+    if _updating:
+        MlflowClient().log_artifact(_updating, str(path), artifact_path=artifact_path)
+    else:
+        mlflow.log_artifact(str(path), artifact_path=artifact_path)
 
 
 def log_figure(figure: Any, name: str) -> None:
-    mlflow.log_figure(figure, name)
+    if _updating:
+        MlflowClient().log_figure(_updating, figure, name)
+    else:
+        mlflow.log_figure(figure, name)
 
 
 def log_text(text: str, name: str) -> None:
-    mlflow.log_text(text, name)
+    if _updating:
+        MlflowClient().log_text(_updating, text, name)
+    else:
+        mlflow.log_text(text, name)
 
 
 def log_dict(data: dict, name: str) -> None:
-    mlflow.log_dict(data, name)
+    if _updating:
+        MlflowClient().log_dict(_updating, data, name)
+    else:
+        mlflow.log_dict(data, name)
 
 
 # --- Optuna studies: one parent run per study, one nested child run per trial -----------------
