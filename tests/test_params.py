@@ -67,3 +67,15 @@ def test_invalid_yaml_is_one_line(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(PipelineError, match="not found"):
         load_params(tmp_path / "nope.yaml")
+
+
+def test_a_profile_overrides_the_file_and_an_unknown_one_is_named():
+    from imdb_rnn.params import apply_profile
+
+    data = {"profile": "smoke", "a": {"b": 1, "c": {"d": 2, "e": 3}},
+            "profiles": {"smoke": {"a": {"c": {"d": 9}}}}}
+    assert apply_profile(data) == {"a": {"b": 1, "c": {"d": 9, "e": 3}}}
+    assert apply_profile({**data, "profile": "full"}) == {"a": {"b": 1, "c": {"d": 2, "e": 3}}}
+    with pytest.raises(PipelineError, match="profile: 'fast' is not 'full' or a key of profiles "
+                                            r"\(smoke\)"):
+        apply_profile({**data, "profile": "fast"})

@@ -14,7 +14,7 @@ from imdb_rnn.preprocess import build_table, count_duplicates, data_report, read
 
 def pp(**overrides) -> PreprocessParams:
     base = dict(lowercase=True, punctuation="split", val_fraction=0.5, split_seed=1,
-                drop_test_duplicates=False, report_maxlens=[5, 10])
+                drop_test_duplicates=False, report_maxlens=[5, 10], per_label=None)
     return PreprocessParams(**{**base, **overrides})
 
 
@@ -124,3 +124,13 @@ def test_data_report(tiny_archive):
     # "train review 0 : great wonderful loved it ! number 0 ." is 12 tokens
     assert report["length_tokens"]["max"] == 12
     assert report["length_tokens"]["share_cut_at"] == {"5": 1.0, "100": 0.0}
+
+
+def test_a_slice_keeps_every_split_and_label_balanced(tiny_archive):
+    raw = read_archive(tiny_archive)  # 6 reviews per split and label
+    table, _ = build_table(raw, pp(per_label=4))
+    official = table["split"].astype(str).replace("val", "train")
+    assert official.value_counts().to_dict() == {"train": 8, "test": 8}
+    assert table.groupby(official)["label"].sum().to_dict() == {"test": 4, "train": 4}
+    again, _ = build_table(raw, pp(per_label=4))
+    assert again["review"].tolist() == table["review"].tolist()  # seeded by split_seed

@@ -53,6 +53,9 @@ class PreprocessParams(_Section):
     # estimate), False keeps the official 25,000 (comparable with published numbers).
     drop_test_duplicates: bool
     report_maxlens: list[Annotated[int, Field(gt=0)]]
+    # A stratified slice: at most this many reviews per official split and label (null = all
+    # 50,000). The smoke profile uses it to run the whole DAG in minutes.
+    per_label: int | None = Field(default=None, gt=1)
 
 
 class VectorizeParams(_Section):
@@ -358,10 +361,37 @@ def _one_line(error: ValidationError, source: str) -> str:
     return f"{source}: {where}: {message}{suffix}"
 
 
+def _merge(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def apply_profile(data: dict, source: str = "params.yaml") -> dict:
+    """The params with the overrides of the selected profile (``profile``) applied.
+
+    ``profile: full`` (the default) is the file as written; any other name must be a key of
+    ``profiles``, whose mapping is merged over the file (e.g. ``profiles.smoke``).
+    """
+    data = dict(data)
+    profile = data.pop("profile", "full")
+    profiles = data.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise PipelineError(f"{source}: profiles: expected a mapping of profile names")
+    if profile == "full":
+        return data
+    if profile not in profiles:
+        raise PipelineError(f"{source}: profile: {profile!r} is not 'full' or a key of profiles "
+                            f"({', '.join(profiles) or 'none'})")
+    return _merge(data, profiles[profile])
+
+
 def parse_params(data: Any, source: str = "params.yaml") -> Params:
-    """Validate an already-loaded params mapping."""
+    """Validate an already-loaded params mapping (after applying its profile)."""
     if not isinstance(data, dict):
         raise PipelineError(f"{source}: expected a mapping of sections at the top level")
+    data = apply_profile(data, source)
     try:
         return Params.model_validate(data)
     except ValidationError as error:

@@ -114,9 +114,20 @@ def split_validation(table: pd.DataFrame, *, val_fraction: float, seed: int) -> 
     return table["split"].mask(is_val, "val")
 
 
+def take_slice(raw: pd.DataFrame, per_label: int | None, seed: int) -> pd.DataFrame:
+    """At most ``per_label`` reviews of each official split and label, drawn with ``seed``."""
+    if per_label is None:
+        return raw
+    shuffled = raw.sample(frac=1.0, random_state=seed)
+    return (shuffled.groupby(["split", "label"], observed=True).head(per_label)
+            .sort_values("review", kind="stable").reset_index(drop=True))
+
+
 def build_table(raw: pd.DataFrame, params: PreprocessParams) -> tuple[pd.DataFrame, dict]:
     """Standardise, split and apply the duplicate policy; return the table and duplicate counts."""
-    table = raw.copy()
+    table = take_slice(raw, params.per_label, params.split_seed)
+    raw = table
+    table = table.copy()
     table["text"] = standardize_texts(table["text"], params)
     if (table["text"] == "").any():
         culprit = table.loc[table["text"] == "", "review"].iloc[0]
