@@ -279,6 +279,12 @@ class ReportParams(_Section):
     seed_experiment: str  # MLflow experiment of those replicate runs
 
 
+class CiParams(_Section):
+    """The scheduled rerun's regression gate."""
+
+    max_accuracy_drop: float = Field(ge=0.0, lt=1.0)  # fail when a model drops more than this
+
+
 class Params(_Section):
     fetch: FetchParams
     preprocess: PreprocessParams
@@ -290,6 +296,7 @@ class Params(_Section):
     mlflow: MlflowParams
     tune: TuneParams
     report: ReportParams
+    ci: CiParams
 
     @model_validator(mode="after")
     def _tune_refers_to_models(self) -> Params:
