@@ -40,6 +40,12 @@ def test_near_best_is_measured_against_the_best_of_either_sampler():
     assert "| lstm | random | 4 (1) | 0.8710 |" in text
 
 
+def test_a_tie_is_called_a_tie():
+    table, _ = compare({"a": study("random", [0.80, 0.87]), "b": study("tpe", [0.80, 0.871])})
+    assert "lstm: a tie: random and tpe came within 0.5 points of the best at the same trial (2)" \
+        in markdown(table)
+
+
 def test_a_sampler_that_never_gets_near_says_never():
     table, _ = compare({"a": study("random", [0.70, 0.71]), "b": study("tpe", [0.80])})
     assert "| lstm | random | 2 (0) | 0.7100 | 0.7000 | never |" in markdown(table)
