@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -106,7 +107,7 @@ def confusion_grid(confusions: dict[str, dict[str, int]]) -> Figure:
 
 def accuracy_vs_time(board: pd.DataFrame) -> Figure:
     """Test accuracy (with its 95% CI) against training seconds."""
-    timed = board.dropna(subset=["train_seconds"])
+    timed = board[board["train_seconds"].fillna(0) > 0]  # the null model trains in no time
     figure, ax = plt.subplots(figsize=(6.5, 4.5))
     ax.errorbar(timed["train_seconds"], timed["test_accuracy"],
                 yerr=[timed["test_accuracy"] - timed["ci_low"],
@@ -115,7 +116,9 @@ def accuracy_vs_time(board: pd.DataFrame) -> Figure:
         ax.annotate(row.model, (row.train_seconds, row.test_accuracy), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set(xscale="log", xlabel="training seconds (log scale)", ylabel="test accuracy",
-           title="Accuracy against training time")
+           title="Accuracy against training time (bars: 95% CI)")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.grid(alpha=0.3)
     figure.tight_layout()
     return figure
