@@ -294,10 +294,6 @@ def end_run_by_id(run_id: str, status: str) -> None:
     MlflowClient().set_terminated(run_id, status=status)
 
 
-def run_status(run_id: str) -> str:
-    return MlflowClient().get_run(run_id).info.status
-
-
 def run_link(experiment_id: str, run_id: str) -> str:
     """A link to a run that works inside the MLflow UI (relative to the UI's address)."""
     return f"#/experiments/{experiment_id}/runs/{run_id}"
