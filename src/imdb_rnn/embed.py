@@ -20,7 +20,6 @@ import numpy as np
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.params import EmbedParams, ModelSection, PreprocessParams
-from imdb_rnn.text import standardize
 from imdb_rnn.vectorize import OOV_ID, PAD_ID
 
 _UNLABELED = re.compile(r"^(?:\./)?aclImdb/train/unsup/(\d+)_0\.txt$")
@@ -55,12 +54,10 @@ def unlabeled_texts(raw_archive: Path, params: EmbedParams) -> tuple[list[str], 
         return texts, str(raw_archive)
     local = params.unlabeled_archive
     if local is not None and Path(local).is_file():
-        from imdb_rnn.fetch import sha256_of
+        from imdb_rnn.fetch import verify_sha256
 
-        actual = sha256_of(local)
-        if actual != params.unlabeled_sha256:
-            raise PipelineError(f"{local}: SHA-256 is {actual}, expected "
-                                f"{params.unlabeled_sha256} (embed.unlabeled_sha256)")
+        assert params.unlabeled_sha256 is not None  # guaranteed by EmbedParams
+        verify_sha256(local, params.unlabeled_sha256)
         texts = read_unlabeled(local)
         if not texts:
             raise PipelineError(f"{local}: no aclImdb/train/unsup/*.txt reviews in it")
@@ -167,9 +164,6 @@ def initial_embedding(section: ModelSection, vocabulary: Sequence[str], seed: in
     return embedding_matrix(section.embedding_file, vocabulary, section.embedding_dim, seed)
 
 
-def standardized(texts: Sequence[str], params: PreprocessParams) -> list[str]:
-    return [standardize(t, lowercase=params.lowercase, punctuation=params.punctuation)
-            for t in texts]
 
 
 def build_embeddings(raw_archive: Path, table_path: Path, vocab_path: Path,
@@ -179,6 +173,7 @@ def build_embeddings(raw_archive: Path, table_path: Path, vocab_path: Path,
 
     from imdb_rnn.artifacts import read_table
     from imdb_rnn.io import atomic_path
+    from imdb_rnn.preprocess import standardize_texts
     from imdb_rnn.vectorize import load_vocabulary
 
     start = time.perf_counter()
@@ -186,7 +181,7 @@ def build_embeddings(raw_archive: Path, table_path: Path, vocab_path: Path,
     train_texts = list(table.loc[table["split"] == "train", "text"])
     vocabulary = load_vocabulary(vocab_path)
     raw_unlabeled, source = unlabeled_texts(raw_archive, params)
-    texts = train_texts + standardized(raw_unlabeled, preprocess)
+    texts = train_texts + standardize_texts(raw_unlabeled, preprocess)
     vectors, found = train_word2vec(texts, params, vocabulary)
     with atomic_path(out_path) as tmp:
         write_vectors(tmp, vocabulary, vectors, found)

@@ -18,14 +18,19 @@ def sha256_of(path: str | Path) -> str:
     return pooch.file_hash(str(path), alg="sha256")
 
 
-def copy_verified(source: Path, expected_sha256: str, out_path: Path) -> None:
-    """Copy ``source`` to ``out_path`` if its SHA-256 matches; a mismatch leaves nothing behind."""
-    actual = sha256_of(source)
+def verify_sha256(path: str | Path, expected_sha256: str) -> None:
+    """A one-line error unless ``path`` has the expected SHA-256."""
+    actual = sha256_of(path)
     if actual != expected_sha256:
         raise PipelineError(
-            f"{source}: SHA-256 is {actual}, expected {expected_sha256}: "
+            f"{path}: SHA-256 is {actual}, expected {expected_sha256}: "
             "the archive is corrupt, truncated or not the expected file"
         )
+
+
+def copy_verified(source: Path, expected_sha256: str, out_path: Path) -> None:
+    """Copy ``source`` to ``out_path`` if its SHA-256 matches; a mismatch leaves nothing behind."""
+    verify_sha256(source, expected_sha256)
     with atomic_path(out_path) as tmp:
         shutil.copyfile(source, tmp)
 
