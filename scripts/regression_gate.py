@@ -5,7 +5,7 @@
 
 Prints a Markdown table (and appends it to --summary, e.g. $GITHUB_STEP_SUMMARY); exits 1 when
 any model's test accuracy dropped by more than ci.max_accuracy_drop (params.yaml) or
---threshold.
+--threshold; ``--profile smoke`` takes the threshold of that profile (profiles.smoke.ci).
 """
 
 import argparse
@@ -39,6 +39,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--profile", help="whose ci.max_accuracy_drop applies (default: the "
+                        "params file's profile)")
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--previous", type=Path, help="reports/ folder of the previous run")
     source.add_argument("--previous-rev", help="a git revision whose committed reports/ to use")
@@ -48,7 +50,7 @@ def main() -> None:
     parser.add_argument("--summary", type=Path, help="append the Markdown table to this file")
     args = parser.parse_args()
     threshold = (args.threshold if args.threshold is not None
-                 else load_params(args.params).ci.max_accuracy_drop)
+                 else load_params(args.params, args.profile).ci.max_accuracy_drop)
     with tempfile.TemporaryDirectory() as tmp:
         previous_dir = (committed_reports(args.previous_rev, Path(tmp)) if args.previous_rev
                         else args.previous)

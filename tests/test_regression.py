@@ -55,3 +55,15 @@ def test_the_gate_script_exit_code_and_summary(tmp_path, drop, code):
     assert result.returncode == code, result.stderr
     assert summary.read_text() in result.stdout
     assert ("regression" in result.stdout) == bool(code)
+
+
+@pytest.mark.parametrize("profile, code", [("full", 1), ("smoke", 0)])
+def test_the_smoke_profile_has_its_own_threshold(tmp_path, profile, code):
+    # a 3-point drop: beyond the full run's 1 point, within the smoke run's 5
+    previous = reports(tmp_path / "previous", {"lstm": 0.70})
+    current = reports(tmp_path / "current", {"lstm": 0.67})
+    result = subprocess.run([sys.executable, str(ROOT / "scripts/regression_gate.py"),
+                             "--params", str(ROOT / "params.yaml"), "--profile", profile,
+                             "--previous", str(previous), "--current", str(current)],
+                            capture_output=True, text=True)
+    assert result.returncode == code, result.stderr

@@ -394,10 +394,15 @@ def apply_profile(data: dict, source: str = "params.yaml") -> dict:
     return _merge(data, profiles[profile])
 
 
-def parse_params(data: Any, source: str = "params.yaml") -> Params:
-    """Validate an already-loaded params mapping (after applying its profile)."""
+def parse_params(data: Any, source: str = "params.yaml", profile: str | None = None) -> Params:
+    """Validate an already-loaded params mapping (after applying its profile).
+
+    ``profile`` selects a profile other than the file's own ``profile`` key.
+    """
     if not isinstance(data, dict):
         raise PipelineError(f"{source}: expected a mapping of sections at the top level")
+    if profile is not None:
+        data = {**data, "profile": profile}
     data = apply_profile(data, source)
     try:
         return Params.model_validate(data)
@@ -405,8 +410,12 @@ def parse_params(data: Any, source: str = "params.yaml") -> Params:
         raise PipelineError(_one_line(error, source)) from None
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
-    """Load and validate ``params.yaml``; any problem raises a one-line :class:`PipelineError`."""
+def load_params(path: str | os.PathLike[str] = "params.yaml", profile: str | None = None
+                ) -> Params:
+    """Load and validate ``params.yaml``; any problem raises a one-line :class:`PipelineError`.
+
+    ``profile`` overrides the file's ``profile`` key (e.g. the gate of a smoke run).
+    """
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -416,4 +425,4 @@ def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
         mark = getattr(error, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
         raise PipelineError(f"{path}:{where} is not valid YAML") from None
-    return parse_params(data, str(path))
+    return parse_params(data, str(path), profile)
