@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,20 +63,35 @@ def prepare_workdir(root: Path, workdir: Path, profile: str = "smoke") -> None:
                                          encoding="utf-8")
 
 
-def _run(args: list[str], cwd: Path, log) -> str:
+def _run(args: list[str], cwd: Path, log) -> None:
+    """Run ``args`` in ``cwd``, streaming its output to ``log``."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     # The scratch run keeps its own MLflow store and Optuna journal (in the scratch folder).
     for name in ("MLFLOW_TRACKING_URI", "IMDB_TUNE_STORAGE"):
         env.pop(name, None)
-    result = subprocess.run(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    log.write(result.stdout)
-    log.flush()
+    lines: deque[str] = deque(maxlen=20)
+    with subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True) as process:
+        for line in process.stdout:
+            lines.append(line)
+            log.write(line)
+            log.flush()
+    if process.returncode != 0:
+        # DVC's last line names the stage that failed ("failed to reproduce 'train@lstm'")
+        last = next((line.strip() for line in reversed(lines) if line.strip()), "(no output)")
+        raise PipelineError(f"`{' '.join(args)}` failed in {cwd} (exit {process.returncode}): "
+                            f"{last}")
+
+
+def _json(args: list[str], cwd: Path, log) -> object:
+    """The JSON a DVC command prints on stdout (its warnings on stderr go to ``log``)."""
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
+                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}"
+                                 f"{os.pathsep}{os.environ['PATH']}"})
+    log.write(result.stderr)
     if result.returncode != 0:
-        tail = result.stdout.strip().splitlines()[-1:] or ["(no output)"]
-        raise PipelineError(f"`{' '.join(args)}` failed in {cwd} (exit {result.returncode}): "
-                            f"{tail[0]}")
-    return result.stdout
+        raise PipelineError(f"`{' '.join(args)}` failed in {cwd}: {result.stderr.strip()}")
+    return json.loads(result.stdout or "{}")
 
 
 def check_report_file(path: Path) -> None:
@@ -100,11 +116,11 @@ def check_report_file(path: Path) -> None:
 def check_outputs(workdir: Path, log) -> SmokeResult:
     """Everything the DAG declares exists, DVC sees it up to date, and every report parses."""
     result = SmokeResult(seconds=0.0, workdir=workdir)
-    status = json.loads(_run(["dvc", "status", "--json"], workdir, log) or "{}")
+    status = _json(["dvc", "status", "--json"], workdir, log)
     if status:
         raise PipelineError(f"dvc status after dvc repro is not clean: "
                             f"{', '.join(sorted(status))}")
-    metrics = json.loads(_run(["dvc", "metrics", "show", "--json"], workdir, log))
+    metrics = _json(["dvc", "metrics", "show", "--json"], workdir, log)
     for source in metrics.values():
         for file, entry in source.get("data", {}).items():
             if "error" in entry:

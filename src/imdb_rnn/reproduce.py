@@ -1,0 +1,309 @@
+"""Run a classic preset the classic way, over a few seeds, beside its published number.
+
+    imdb-reproduce small_vocab_four                  # seeds 1 2 3, data from data/vectorized
+    imdb-reproduce nlpia_simplernn --vectors GoogleNews-vectors.txt
+    imdb-reproduce elman_xor
+
+The classic way: every review cut and padded at the front to ``maxlen`` as one NumPy array,
+``model.fit`` with Keras' defaults (shuffled batches, ``validation_data`` held out of the
+training reviews). Each variant and seed is one MLflow run (experiment ``imdb-reproductions``);
+``reports/reproductions/PRESET.json`` keeps the results and ``reports/reproductions.md`` is
+rebuilt from every preset's file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from imdb_rnn import tracking
+from imdb_rnn.embed import embedding_matrix
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.io import read_json, write_json, write_text
+from imdb_rnn.params import load_params
+from imdb_rnn.presets import PRESETS, Preset, Variant, elman_xor, get_preset
+from imdb_rnn.vectorize import OOV_ID, VOCAB_FILE, Sequences, load_sequences, load_vocabulary
+
+EXPERIMENT = "imdb-reproductions"
+XOR_INPUTS = np.array([[[0, 0]], [[0, 1]], [[1, 0]], [[1, 1]]], dtype=np.float32)  # (4, 1, 2)
+XOR_TARGETS = np.array([0, 1, 1, 0], dtype=np.float32)
+CHECK_EVERY = 25  # XOR epochs between checks of whether all four outputs are right
+
+
+def pad_front(sequences: Sequences, maxlen: int, num_words: int | None) -> np.ndarray:
+    """Reviews as one (n, maxlen) array, cut and padded at the front as pad_sequences does;
+    ids outside the ``num_words`` most frequent words become the out-of-vocabulary id."""
+    rows = [sequences.row(i) for i in range(len(sequences))]
+    x = keras.utils.pad_sequences(rows, maxlen=maxlen, padding="pre", truncating="pre",
+                                  dtype="int32", value=0)
+    if num_words is not None:
+        x = np.where(x >= num_words, OOV_ID, x).astype(np.int32)
+    return x
+
+
+def split_reviews(train: Sequences, val: Sequences, test: Sequences, preset: Preset,
+                  seed: int) -> dict[str, Sequences]:
+    """The preset's training/validation/test reviews from the pipeline's splits.
+
+    The classic recipes start from the 25,000 official training reviews (the pipeline's train
+    and val together), shuffled once with ``seed`` (the data-split seed), and hold out the last
+    ``val_fraction`` as Keras' validation_split does. ``subset`` keeps the first N training and
+    N test reviews of that shuffled order.
+    """
+    everything = Sequences(np.concatenate([train.ids, val.ids]),
+                           np.concatenate([train.offsets, val.offsets[1:] + train.offsets[-1]]),
+                           np.concatenate([train.labels, val.labels]),
+                           np.concatenate([train.reviews, val.reviews]))
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(everything))
+    test_order = rng.permutation(len(test))
+    if preset.subset is not None:
+        order, test_order = order[:preset.subset], test_order[:preset.subset]
+    n_val = int(round(len(order) * preset.val_fraction))
+    return {"train": everything.subset(order[:len(order) - n_val]),
+            "val": everything.subset(order[len(order) - n_val:]),
+            "test": test.subset(test_order)}
+
+
+def accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> float:
+    """Share of reviews whose output is above 0.5 exactly when the label is 1 (Keras' rule)."""
+    scores = model.predict(x, batch_size=batch_size, verbose=0).reshape(-1)
+    return float(np.mean((scores > 0.5) == (y > 0.5)))
+
+
+def classic_fit(model: keras.Model, data: dict[str, tuple[np.ndarray, np.ndarray]], *,
+                preset: Preset, seed: int, verbose: int = 2) -> dict:
+    """Compile and fit as the classic examples do; per-epoch history, test accuracy, seconds."""
+    optimizer = keras.optimizers.get({"class_name": preset.optimizer,
+                                      "config": {"learning_rate": preset.learning_rate}})
+    model.compile(optimizer=optimizer, loss=preset.loss, metrics=["accuracy"])
+    (x, y), (xv, yv), (xt, yt) = data["train"], data["val"], data["test"]
+    start = time.perf_counter()
+    fit = model.fit(x, y, epochs=preset.epochs, batch_size=preset.batch_size,
+                    validation_data=(xv, yv), verbose=verbose)
+    seconds = time.perf_counter() - start
+    history = [{"epoch": i + 1, **{k: float(v[i]) for k, v in fit.history.items()}}
+               for i in range(len(fit.history["loss"]))]
+    return {"seed": seed, "epochs": len(history),
+            "val_accuracy": history[-1]["val_accuracy"],
+            "best_val_accuracy": max(h["val_accuracy"] for h in history),
+            "test_accuracy": accuracy(model, xt, yt, 512),
+            "train_seconds": round(seconds, 1),
+            "train_samples_per_second": round(len(x) * len(history) / seconds, 1),
+            "history": history}
+
+
+def summarize(runs: list[dict], metric: str, published: float | None) -> dict:
+    """Mean and spread of ``metric`` over seeds, and whether the published number lies within
+    two standard deviations of our mean (None when there is no number or only one seed)."""
+    values = [r[metric] for r in runs]
+    mean = statistics.fmean(values)
+    sd = statistics.stdev(values) if len(values) > 1 else None
+    within = (None if published is None or sd is None
+              else abs(mean - published) <= 2 * sd)
+    return {"metric": metric, "n": len(values), "mean": mean, "sd": sd, "min": min(values),
+            "max": max(values), "published": published,
+            "difference": None if published is None else mean - published, "within": within}
+
+
+def build_variant(variant: Variant, vocab_size: int,
+                  vectors: tuple[np.ndarray, bool] | None = None) -> keras.Model:
+    """The variant's model; ``vectors`` (matrix, trainable) initialise its embedding."""
+    model = variant.build(vocab_size)
+    if vectors is not None:
+        matrix, trainable = vectors
+        model.get_layer("embedding").set_weights([matrix])
+        model.get_layer("embedding").trainable = trainable
+    return model
+
+
+def run_variant(preset: Preset, variant: Variant, arrays: dict, vocab_size: int, seeds: list[int],
+                *, experiment_id: str, vectors: tuple[np.ndarray, bool] | None,
+                params_logged: dict) -> list[dict]:
+    """Train one variant once per seed, each as an MLflow run."""
+    runs = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        keras.backend.clear_session()
+        model = build_variant(variant, vocab_size, vectors)
+        tags = {"preset": preset.name, "variant": variant.name, "stage": "reproduce",
+                "git_commit": tracking.git_commit()}
+        with tracking.run(experiment_id, f"{preset.name}/{variant.name}/seed{seed}", tags=tags):
+            tracking.log_params({**params_logged, "variant": variant.name, "seed": seed,
+                                 "params_count": model.count_params()})
+            result = classic_fit(model, arrays, preset=preset, seed=seed)
+            tracking.log_history(result["history"])
+            tracking.log_metrics({k: result[k] for k in ("val_accuracy", "best_val_accuracy",
+                                                         "test_accuracy", "train_seconds")})
+        print(f"{preset.name}/{variant.name} seed {seed}: {preset.metric} "
+              f"{result[preset.metric]:.4f}, test {result['test_accuracy']:.4f}, "
+              f"{result['train_seconds']:.0f} s", flush=True)
+        runs.append(result)
+    return runs
+
+
+def reproduce(preset: Preset, data_dir: Path, seeds: list[int], *, split_seed: int,
+              experiment_id: str, vectors_file: Path | None = None,
+              vectors_trainable: bool = False) -> dict:
+    """Every variant of ``preset`` over ``seeds``: per-run results and the summary per variant."""
+    start = time.perf_counter()
+    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+    splits = split_reviews(*(load_sequences(data_dir / f"{s}.npz") for s in ("train", "val", "test")),
+                           preset, split_seed)
+    arrays = {name: (pad_front(s, preset.maxlen, preset.num_words), s.labels.astype(np.float32))
+              for name, s in splits.items()}
+    vocab_size = min(preset.num_words or len(vocabulary), len(vocabulary))
+    vectors, embedding_note = None, ""
+    if preset.embedding_dim is not None:
+        if vectors_file is not None:
+            matrix, coverage = embedding_matrix(vectors_file, vocabulary, preset.embedding_dim,
+                                                split_seed)
+            vectors = (matrix, vectors_trainable)
+            embedding_note = (f"{'trainable' if vectors_trainable else 'frozen'} vectors from "
+                              f"{vectors_file.name} ({coverage:.0%} of the vocabulary)")
+        else:
+            embedding_note = (f"no vectors file given: a learned {preset.embedding_dim}-d "
+                              "embedding instead of the published word2vec vectors")
+    params_logged = {"preset": preset.name, "maxlen": preset.maxlen,
+                     "num_words": vocab_size, "epochs": preset.epochs,
+                     "batch_size": preset.batch_size, "optimizer": preset.optimizer,
+                     "learning_rate": preset.learning_rate, "train_reviews": len(splits["train"]),
+                     "val_reviews": len(splits["val"]), "test_reviews": len(splits["test"]),
+                     "embedding": embedding_note or "learned"}
+    variants = {}
+    for variant in preset.variants:
+        runs = run_variant(preset, variant, arrays, vocab_size, seeds,
+                           experiment_id=experiment_id, vectors=vectors,
+                           params_logged=params_logged)
+        variants[variant.name] = {"note": variant.note, "runs": runs,
+                                  "summary": summarize(runs, preset.metric, variant.published),
+                                  "test": summarize(runs, "test_accuracy", None)}
+    return {"preset": preset.name, "source": preset.source, "metric": preset.metric,
+            "seeds": seeds, "embedding": embedding_note, "setup": params_logged,
+            "wall_seconds": round(time.perf_counter() - start, 1), "variants": variants}
+
+
+def reproduce_xor(seeds: list[int], *, epochs: int = 2000, learning_rate: float = 1.0) -> dict:
+    """Elman's XOR: SimpleRNN(2) + Dense(1, tanh), Adadelta, MSE, full batch; accuracy per seed
+    and the first epoch at which all four outputs round to their target.
+
+    ``learning_rate`` 1.0 is Adadelta's default in the Keras of the time (Keras 3 defaults to
+    0.001, with which a thousand epochs barely move the weights).
+    """
+    start = time.perf_counter()
+    runs = []
+    for seed in seeds:
+        keras.utils.set_random_seed(seed)
+        keras.backend.clear_session()
+        model = elman_xor()
+        model.compile(optimizer=keras.optimizers.Adadelta(learning_rate=learning_rate),
+                      loss="mean_squared_error")
+        # One step = one full-batch epoch; Keras epochs of CHECK_EVERY steps keep the per-epoch
+        # overhead off the 4-sample problem.
+        batches = tf.data.Dataset.from_tensors((XOR_INPUTS, XOR_TARGETS)).repeat()
+        solved = _FirstSolved()
+        model.fit(batches, epochs=epochs // CHECK_EVERY, steps_per_epoch=CHECK_EVERY, verbose=0,
+                  callbacks=[solved])
+        acc = accuracy(model, XOR_INPUTS, XOR_TARGETS, 4)
+        runs.append({"seed": seed, "accuracy": acc, "solved_at_epoch": solved.epoch,
+                     "epochs": epochs})
+    summary = summarize(runs, "accuracy", 1.0)
+    return {"preset": "elman_xor", "source": "Elman (1990) XOR as a sequence",
+            "metric": "accuracy", "seeds": seeds, "embedding": "",
+            "wall_seconds": round(time.perf_counter() - start, 1),
+            "variants": {"simple_rnn_2": {"note": f"Adadelta(learning_rate={learning_rate}), "
+                                          f"{epochs} epochs", "runs": runs,
+                                          "summary": summary}}}
+
+
+class _FirstSolved(keras.callbacks.Callback):
+    """Records the first epoch after which every XOR output rounds to its target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epoch: int | None = None
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.epoch is None:
+            outputs = keras.ops.convert_to_numpy(self.model(XOR_INPUTS)).reshape(-1)
+            if np.all((outputs > 0.5) == (XOR_TARGETS > 0.5)):
+                self.epoch = (epoch + 1) * CHECK_EVERY
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def table_markdown(results: Sequence[dict]) -> str:
+    """The reproductions table: published number, ours (mean ± sd over seeds), verdict, time."""
+    lines = ["# Reproductions of classic IMDB results", "",
+             "Each preset is a published recipe run as published (`imdb-reproduce NAME`): ours is "
+             "the mean ± standard deviation over the seeds; *within* means the published number "
+             "lies within two standard deviations of our mean.", "",
+             "| preset | variant | metric | published | ours (mean ± sd, n) | min - max | "
+             "difference | within spread | test accuracy | wall time (preset) | note |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for result in results:
+        for name, variant in result["variants"].items():
+            s = variant["summary"]
+            sd = "" if s["sd"] is None else f" ± {s['sd']:.2%}"
+            diff = "-" if s["difference"] is None else f"{s['difference'] * 100:+.1f} pts"
+            within = {None: "-", True: "yes", False: "**no**"}[s["within"]]
+            test = variant.get("test")
+            test_text = "-" if test is None else f"{test['mean']:.2%}"
+            note = "; ".join(x for x in (variant["note"], result.get("embedding", "")) if x)
+            lines.append(f"| {result['preset']} | {name} | {s['metric']} | {_pct(s['published'])}"
+                         f" | {s['mean']:.2%}{sd} ({s['n']}) | {_pct(s['min'])} - "
+                         f"{_pct(s['max'])} | {diff} | {within} | {test_text} | "
+                         f"{result['wall_seconds']:.0f} s | {note} |")
+    missing = sorted(set(PRESETS) | {"elman_xor"} - {r["preset"] for r in results})
+    if missing:
+        lines += ["", f"Not run yet: {', '.join(missing)} (`imdb-reproduce NAME`)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(result: dict, out_dir: Path, table: Path) -> None:
+    """Save one preset's results and rebuild the table from every preset's file."""
+    write_json(out_dir / f"{result['preset']}.json", result)
+    results = [read_json(p, "reproduction results") for p in sorted(out_dir.glob("*.json"))]
+    write_text(table, table_markdown(results))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="imdb-reproduce", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("preset", help=f"one of: {', '.join([*PRESETS, 'elman_xor'])}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, default=Path("data/vectorized"),
+                        help="vectorized data (dvc repro vectorize)")
+    parser.add_argument("--vectors", type=Path, help="word2vec/GloVe text file (NLPIA presets)")
+    parser.add_argument("--trainable", action="store_true", help="fine-tune the --vectors")
+    parser.add_argument("--out", type=Path, default=Path("reports/reproductions"))
+    parser.add_argument("--table", type=Path, default=Path("reports/reproductions.md"))
+    args = parser.parse_args(argv)
+    if args.preset == "elman_xor":
+        result = reproduce_xor(args.seeds)
+    else:
+        preset = get_preset(args.preset)
+        params = load_params(args.params)
+        experiment_id = tracking.connect(params.mlflow, EXPERIMENT)  # fail before training
+        result = reproduce(preset, args.data, args.seeds,
+                           split_seed=params.preprocess.split_seed, experiment_id=experiment_id,
+                           vectors_file=args.vectors, vectors_trainable=args.trainable)
+    write_reports(result, args.out, args.table)
+    print(f"{args.preset}: {result['wall_seconds']:.0f} s; table: {args.table}")
+
+
+def cli() -> None:
+    from imdb_rnn.cli import stage_main
+
+    stage_main(lambda: main(sys.argv[1:]))

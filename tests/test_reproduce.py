@@ -1,0 +1,147 @@
+"""Running presets the classic way: front padding, the split, the table, MLflow runs, Elman's XOR."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from imdb_rnn import tracking
+from imdb_rnn.params import MlflowParams
+from imdb_rnn.presets import Preset, Variant, small_feedforward
+from imdb_rnn.reproduce import (build_variant, classic_fit, pad_front, reproduce, reproduce_xor,
+                                split_reviews, summarize, table_markdown, write_reports)
+from imdb_rnn.vectorize import Sequences, vectorize_table
+
+
+def seqs(rows: list[list[int]]) -> Sequences:
+    lengths = [len(r) for r in rows]
+    return Sequences(np.array([t for r in rows for t in r], np.int32),
+                     np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
+                     np.array([i % 2 for i in range(len(rows))], np.int8),
+                     np.array([f"r{i}" for i in range(len(rows))]))
+
+
+def test_pad_front_cuts_and_pads_at_the_front_and_caps_the_vocabulary():
+    x = pad_front(seqs([[5, 6, 7, 8], [9], []]), maxlen=3, num_words=7)
+    assert x.tolist() == [[6, 1, 1], [0, 0, 1], [0, 0, 0]]  # 7, 8, 9 are out of vocabulary
+    assert pad_front(seqs([[5, 6, 7, 8]]), 3, None).tolist() == [[6, 7, 8]]
+
+
+def tiny_preset(**changes) -> Preset:
+    preset = Preset("tiny", "a test", "test_accuracy", num_words=50, maxlen=100, epochs=2,
+                    batch_size=8, optimizer="adam", learning_rate=0.01,
+                    variants=(Variant("feedforward", small_feedforward, 0.5),))
+    return replace(preset, **changes)
+
+
+def test_the_split_holds_out_the_last_fifth_of_the_shuffled_training_reviews():
+    train, val = seqs([[i] for i in range(80)]), seqs([[100 + i] for i in range(20)])
+    test = seqs([[200 + i] for i in range(30)])
+    parts = split_reviews(train, val, test, tiny_preset(), seed=3)
+    assert (len(parts["train"]), len(parts["val"]), len(parts["test"])) == (80, 20, 30)
+    seen = np.concatenate([parts["train"].ids, parts["val"].ids])
+    assert sorted(seen.tolist()) == list(range(80)) + list(range(100, 120))  # no overlap
+    again = split_reviews(train, val, test, tiny_preset(), seed=3)
+    assert np.array_equal(again["val"].ids, parts["val"].ids)  # the split seed fixes it
+    subset = split_reviews(train, val, test, tiny_preset(subset=10), seed=3)
+    assert (len(subset["train"]), len(subset["val"]), len(subset["test"])) == (8, 2, 10)
+
+
+def test_summary_says_whether_the_published_number_is_within_two_sd():
+    runs = [{"acc": 0.80}, {"acc": 0.82}, {"acc": 0.84}]  # mean 0.82, sd 0.02
+    assert summarize(runs, "acc", 0.85)["within"] is True
+    assert summarize(runs, "acc", 0.87)["within"] is False
+    assert summarize(runs[:1], "acc", 0.82)["within"] is None  # one seed: no spread
+    assert summarize(runs, "acc", None)["difference"] is None
+
+
+def test_elman_xor_learns_all_four_cases():
+    result = reproduce_xor([1], epochs=1000)
+    run = result["variants"]["simple_rnn_2"]["runs"][0]
+    assert run["accuracy"] == 1.0 and run["solved_at_epoch"] <= 1000
+
+
+@pytest.fixture
+def vectorized(tmp_path):
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "fine", "loved"], ["awful", "dull", "hated"]
+    rows = []
+    for split, n in (("train", 48), ("val", 12), ("test", 20)):
+        for i in range(n):
+            label = i % 2
+            words = rng.choice(good if label else bad, 6).tolist() + ["film"] * 3
+            rows.append({"split": split, "label": label, "review": f"{split}/{i}.txt",
+                         "text": " ".join(words)})
+    out = tmp_path / "vectorized"
+    out.mkdir()
+    vectorize_table(pd.DataFrame(rows), 50, out)
+    return out
+
+
+def test_a_preset_runs_per_seed_logs_runs_and_writes_the_table(vectorized, tmp_path,
+                                                               monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x")
+    experiment_id = tracking.connect(store, "imdb-reproductions")
+    result = reproduce(tiny_preset(), vectorized, [1, 2], split_seed=5,
+                       experiment_id=experiment_id)
+    variant = result["variants"]["feedforward"]
+    assert [r["seed"] for r in variant["runs"]] == [1, 2]
+    assert all(len(r["history"]) == 2 and 0 <= r["test_accuracy"] <= 1 for r in variant["runs"])
+    assert variant["summary"]["n"] == 2 and variant["summary"]["published"] == 0.5
+    runs = MlflowClient().search_runs([experiment_id])
+    assert sorted(r.info.run_name for r in runs) == ["tiny/feedforward/seed1",
+                                                     "tiny/feedforward/seed2"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert runs[0].data.params["maxlen"] == "100" and "test_accuracy" in runs[0].data.metrics
+    write_reports(result, tmp_path / "reproductions", tmp_path / "reproductions.md")
+    saved = json.loads((tmp_path / "reproductions" / "tiny.json").read_text())
+    assert saved["variants"]["feedforward"]["summary"] == json.loads(json.dumps(variant["summary"]))
+    table = (tmp_path / "reproductions.md").read_text()
+    assert "| tiny | feedforward | test_accuracy | 50.00% |" in table
+    assert "Not run yet:" in table and "elman_xor" in table
+
+
+def test_frozen_word_vectors_do_not_move_in_training():
+    matrix = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
+    variant = Variant("v", lambda vocab: _embedding_model(vocab, 10, 4), None)
+    model = build_variant(variant, 20, (matrix, False))
+    x = np.random.default_rng(1).integers(0, 20, (32, 10)).astype(np.int32)
+    y = (x[:, 0] > 10).astype(np.float32)
+    data = {"train": (x, y), "val": (x, y), "test": (x, y)}
+    classic_fit(model, data, preset=tiny_preset(), seed=1, verbose=0)
+    assert np.array_equal(model.get_layer("embedding").get_weights()[0], matrix)
+    trainable = build_variant(variant, 20, (matrix, True))
+    classic_fit(trainable, data, preset=tiny_preset(), seed=1, verbose=0)
+    assert not np.array_equal(trainable.get_layer("embedding").get_weights()[0], matrix)
+
+
+def test_word_vectors_come_from_a_file_or_the_table_says_so(vectorized, tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("3 4\ngreat 1 0 0 0\nawful 0 1 0 0\nfilm 0 0 1 0\n")
+    preset = tiny_preset(embedding_dim=4, variants=(Variant(
+        "rnn", lambda vocab: _embedding_model(vocab, 100, 4), None),))
+    store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x")
+    result = reproduce(preset, vectorized, [1], split_seed=5,
+                       experiment_id=tracking.connect(store, "r"), vectors_file=vectors)
+    assert result["embedding"].startswith("frozen vectors from vectors.txt")
+    without = reproduce(preset, vectorized, [1], split_seed=5,
+                        experiment_id=tracking.connect(store, "r"))
+    assert "no vectors file given: a learned 4-d embedding" in without["embedding"]
+    assert "no vectors file given" in table_markdown([without])
+
+
+def _embedding_model(vocab_size: int, maxlen: int, dim: int):
+    import keras
+    from keras import layers
+
+    inputs = keras.Input(shape=(maxlen,), dtype="int32")
+    x = layers.Embedding(vocab_size, dim, name="embedding")(inputs)
+    x = layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
