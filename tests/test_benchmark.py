@@ -1,0 +1,65 @@
+"""The speed benchmark's pieces on tiny data: the classic input, both training paths, the report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+from imdb_rnn.benchmark import compare_family, markdown, padded
+from imdb_rnn.params import load_params
+from imdb_rnn.vectorize import Sequences, vectorize_table
+
+
+def test_the_classic_input_is_cut_and_padded_as_the_section_says():
+    section = load_params(ROOT / "params.yaml").train.models["lstm"].model_copy(
+        update={"maxlen": 3})  # padding post, truncating pre
+    s = Sequences(np.array([5, 6, 7, 8, 9], np.int32), np.array([0, 4, 5]),
+                  np.array([0, 1], np.int8), np.array(["a", "b"]))
+    assert padded(s, section).tolist() == [[6, 7, 8], [9, 0, 0]]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = []
+    for split, n in (("train", 40), ("val", 16), ("test", 8)):
+        for i in range(n):
+            words = rng.choice(["great", "loved"] if i % 2 else ["awful", "dull"], 5)
+            rows.append({"split": split, "label": i % 2, "review": f"{split}/{i}",
+                         "text": " ".join(words)})
+    vectorize_table(pd.DataFrame(rows), 30, tmp_path)
+    params = load_params(ROOT / "params.yaml")
+    small = {"units": 4, "maxlen": 12, "embedding_dim": 4, "embedding_file": None,
+             "batch_size": 8}
+    models = {name: params.train.models[name].model_copy(update=small)
+              for name in ("feedforward", "lstm")}
+    train = params.train.model_copy(update={"models": models})
+    return params.model_copy(update={"train": train}), tmp_path
+
+
+@pytest.mark.parametrize("name", ["feedforward", "lstm"])
+def test_both_paths_train_the_same_model_for_the_same_epochs(tiny, name):
+    params, data = tiny
+    result = compare_family(params, name, data, epochs=2)
+    assert result["epochs"] == 2 and result["train_reviews"] == 40
+    for path in ("classic", "pipeline"):
+        assert result[path]["samples_per_second"] > 0
+        assert 0.0 <= result[path]["val_accuracy"] <= 1.0
+    assert result["speedup"] == pytest.approx(result["pipeline"]["samples_per_second"]
+                                              / result["classic"]["samples_per_second"])
+    text = markdown({"command": "x", "machine": {"cores": 2, "cpu": "c", "python": "3.11",
+                                                 "tensorflow": "t", "keras": "k", "gpus": []},
+                     "families": [result], "data_stages": {"fetch": 1.0, "preprocess": 2.0},
+                     "noop_repro_seconds": 1.5,
+                     "pruning_study": "s", "pruning": {
+                         "median": {"trials": 4, "pruned": 2, "epochs_run": 9,
+                                    "epochs_budget": 12, "seconds": 10, "best_val_accuracy": 0.8},
+                         "none": {"trials": 4, "pruned": 0, "epochs_run": 12,
+                                  "epochs_budget": 12, "seconds": 14,
+                                  "best_val_accuracy": 0.81}}})
+    assert f"| {name} | 2 | 12 |" in text and "GPU: none" in text
+    assert "| **together** | **3.0** |" in text and "1.5 s" in text
+    assert "| median | 4 | 2 | 9 / 12 | 25% | 10 | 80.00% |" in text
