@@ -211,7 +211,7 @@ def reproduce_xor(seeds: list[int], *, epochs: int = 2000, learning_rate: float 
         batches = tf.data.Dataset.from_tensors((XOR_INPUTS, XOR_TARGETS)).repeat()
         solved = _FirstSolved()
         model.fit(batches, epochs=epochs // CHECK_EVERY, steps_per_epoch=CHECK_EVERY, verbose=0,
-                  callbacks=[solved])
+                  shuffle=False, callbacks=[solved])
         acc = accuracy(model, XOR_INPUTS, XOR_TARGETS, 4)
         runs.append({"seed": seed, "accuracy": acc, "solved_at_epoch": solved.epoch,
                      "epochs": epochs})
