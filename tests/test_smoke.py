@@ -31,7 +31,7 @@ def test_the_scratch_copy_selects_the_profile_and_finds_the_archives(tmp_path):
 
 
 def test_an_unknown_profile_is_named(tmp_path):
-    with pytest.raises(PipelineError, match="profile 'tiny' is not a key of profiles"):
+    with pytest.raises(PipelineError, match="profile: 'tiny' is not 'full' or a key of profiles"):
         prepare_workdir(ROOT, tmp_path / "copy", "tiny")
 
 

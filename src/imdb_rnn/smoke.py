@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.params import parse_params
 
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore")
 PIPELINE_FOLDERS = ("stages", "src")
@@ -52,8 +53,7 @@ def prepare_workdir(root: Path, workdir: Path, profile: str = "smoke") -> None:
         shutil.copytree(root / folder, workdir / folder, dirs_exist_ok=True,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
-    if profile != "full" and profile not in (params.get("profiles") or {}):
-        raise PipelineError(f"params.yaml: profile {profile!r} is not a key of profiles")
+    parse_params(params, str(root / "params.yaml"), profile)  # a bad profile or key fails now
     params["profile"] = profile
     for section, key in OUTSIDE_PATHS:
         value = params.get(section, {}).get(key)
