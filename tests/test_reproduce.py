@@ -105,6 +105,8 @@ def test_a_preset_runs_per_seed_logs_runs_and_writes_the_table(vectorized, tmp_p
     table = (tmp_path / "reproductions.md").read_text()
     assert "| tiny | feedforward | test_accuracy | 50.00% |" in table
     assert "Not run yet:" in table and "elman_xor" in table
+    ran = table_markdown([{**saved, "preset": "lstm_5k"}]).split("Not run yet:")[1]
+    assert "lstm_5k" not in ran and "small_vocab_four" in ran
 
 
 def test_frozen_word_vectors_do_not_move_in_training():

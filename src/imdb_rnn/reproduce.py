@@ -266,7 +266,7 @@ def table_markdown(results: Sequence[dict]) -> str:
                          f" | {s['mean']:.2%}{sd} ({s['n']}) | {_pct(s['min'])} - "
                          f"{_pct(s['max'])} | {diff} | {within} | {test_text} | "
                          f"{result['wall_seconds']:.0f} s | {note} |")
-    missing = sorted(set(PRESETS) | {"elman_xor"} - {r["preset"] for r in results})
+    missing = sorted((set(PRESETS) | {"elman_xor"}) - {r["preset"] for r in results})
     if missing:
         lines += ["", f"Not run yet: {', '.join(missing)} (`imdb-reproduce NAME`)."]
     return "\n".join(lines) + "\n"
