@@ -15,10 +15,10 @@ and one search with and without pruning.
 
 from __future__ import annotations
 
+import io
 import os
 import platform
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -102,22 +102,21 @@ def compare_family(params: Params, name: str, data_dir: Path, epochs: int) -> di
 
 
 def _timed(args: list[str], cwd: Path) -> float:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    from imdb_rnn.smoke import tool_env
+
     start = time.perf_counter()
-    subprocess.run(args, cwd=cwd, env=env, check=True, stdout=subprocess.DEVNULL,
+    subprocess.run(args, cwd=cwd, env=tool_env(), check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
 
 def data_stage_seconds(root: Path) -> dict[str, float]:
     """Seconds of each data stage, run one by one in a scratch copy of the project."""
-    from imdb_rnn.smoke import prepare_workdir
+    from imdb_rnn.smoke import scratch_project
 
     with tempfile.TemporaryDirectory(prefix="imdb-bench-") as scratch:
         work = Path(scratch) / "project"
-        prepare_workdir(root, work, "full")
-        _timed(["git", "init", "-q"], work)
-        _timed(["dvc", "init", "-q"], work)
+        scratch_project(root, work, io.StringIO(), "full")
         return {stage: _timed(["dvc", "repro", "--single-item", stage], work)
                 for stage in DATA_STAGES}
 

@@ -63,14 +63,19 @@ def prepare_workdir(root: Path, workdir: Path, profile: str = "smoke") -> None:
                                          encoding="utf-8")
 
 
-def _run(args: list[str], cwd: Path, log) -> None:
-    """Run ``args`` in ``cwd``, streaming its output to ``log``."""
+def tool_env() -> dict[str, str]:
+    """The environment for dvc/git in a scratch project: this interpreter's tools first on PATH,
+    and no shared MLflow store or Optuna storage (the scratch run keeps its own)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    # The scratch run keeps its own MLflow store and Optuna journal (in the scratch folder).
     for name in ("MLFLOW_TRACKING_URI", "IMDB_TUNE_STORAGE"):
         env.pop(name, None)
+    return env
+
+
+def _run(args: list[str], cwd: Path, log) -> None:
+    """Run ``args`` in ``cwd``, streaming its output to ``log``."""
     lines: deque[str] = deque(maxlen=20)
-    with subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+    with subprocess.Popen(args, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             lines.append(line)
@@ -85,9 +90,7 @@ def _run(args: list[str], cwd: Path, log) -> None:
 
 def _json(args: list[str], cwd: Path, log) -> object:
     """The JSON a DVC command prints on stdout (its warnings on stderr go to ``log``)."""
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True,
-                            env={**os.environ, "PATH": f"{Path(sys.executable).parent}"
-                                 f"{os.pathsep}{os.environ['PATH']}"})
+    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=tool_env())
     log.write(result.stderr)
     if result.returncode != 0:
         raise PipelineError(f"`{' '.join(args)}` failed in {cwd}: {result.stderr.strip()}")
@@ -136,12 +139,17 @@ def check_outputs(workdir: Path, log) -> SmokeResult:
     return result
 
 
-def run_smoke(root: Path, workdir: Path, log, profile: str = "smoke") -> SmokeResult:
-    """Run the whole DAG with ``profile`` in ``workdir`` (a copy of ``root``) and check it."""
-    start = time.perf_counter()
+def scratch_project(root: Path, workdir: Path, log, profile: str = "smoke") -> None:
+    """A git + DVC project in ``workdir``: the pipeline of ``root`` with ``profile`` selected."""
     prepare_workdir(root, workdir, profile)
     _run(["git", "init", "-q"], workdir, log)
     _run(["dvc", "init", "-q"], workdir, log)
+
+
+def run_smoke(root: Path, workdir: Path, log, profile: str = "smoke") -> SmokeResult:
+    """Run the whole DAG with ``profile`` in ``workdir`` (a copy of ``root``) and check it."""
+    start = time.perf_counter()
+    scratch_project(root, workdir, log, profile)
     _run(["dvc", "repro"], workdir, log)
     seconds = time.perf_counter() - start
     result = check_outputs(workdir, log)
