@@ -183,6 +183,36 @@ def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
     assert tuning.recover_dead_trials(study) == []  # nothing twice
 
 
+def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_path):
+    """A worker killed between creating the trial's MLflow run and recording its id."""
+    import socket
+
+    import mlflow
+
+    from imdb_rnn import tracking
+    from imdb_rnn.tune import _close_dead_runs
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
+    experiment_id = mlflow.create_experiment("t")
+    parent = tracking.study_parent_run(experiment_id, "s", "s (study)", {})
+    study = _journal_study(tmp_path)
+    recorded, unrecorded, other = (study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+                                   for _ in range(3))
+    runs = {t.number: tracking.start_child_run(experiment_id, parent, f"trial-{t.number}",
+                                               {"optuna_trial": str(t.number)}, {})
+            for t in (recorded, unrecorded, other)}
+    recorded.set_user_attr("mlflow_run_id", runs[recorded.number])
+    for t in (recorded, unrecorded):
+        t.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
+    other.set_user_attr("worker", tuning.worker_id())
+
+    _close_dead_runs(study, tuning.recover_dead_trials(study), experiment_id, parent)
+    status = {n: mlflow.get_run(r).info.status for n, r in runs.items()}
+    assert status == {recorded.number: "FAILED", unrecorded.number: "FAILED",
+                      other.number: "RUNNING"}
+    assert mlflow.get_run(runs[unrecorded.number]).data.tags["trial_state"] == "FAIL"
+
+
 def test_gp_sampler_without_torch_says_what_to_install():
     try:
         import torch  # noqa: F401
@@ -315,13 +345,13 @@ def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
     assert parent.data.metrics["best_val_accuracy"] == best["best_val_accuracy"]
     children = {int(r.data.tags["optuna_trial"]): r for r in runs
                 if r.data.tags.get("run_kind") == "trial"}
-    # No run is left RUNNING: the killed trial's run (if the kill came after it was created)
-    # is FAILED.
+    # No run is left RUNNING: the killed trial's run, if the kill came after it was created
+    # (even before its id reached the trial), is FAILED.
     assert all(r.info.status != "RUNNING" for r in runs)
     if "mlflow_run_id" in trials[killed_trial].user_attrs:
         assert children[killed_trial].info.status == "FAILED"
-    else:
-        assert killed_trial not in children
+    if killed_trial in children:
+        assert children[killed_trial].info.status == "FAILED"
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
     assert parent.data.tags["best_run_id"] == children[best["best_trial"]].info.run_id
     (retrained,) = [r for r in runs if r.data.tags.get("run_kind") == "retrained_best"]

@@ -273,6 +273,18 @@ def start_child_run(experiment_id: str, parent_run_id: str, run_name: str,
     return run.info.run_id
 
 
+def running_trial_runs(experiment_id: str, parent_run_id: str, trial_number: int) -> list[str]:
+    """Ids of a trial's runs still RUNNING, found by tags (a worker killed between creating the
+    run and recording its id in the trial leaves a run only its tags lead to)."""
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' "
+                      f"and tags.optuna_trial = '{trial_number}' "
+                      "and tags.run_kind = 'trial' and attributes.status = 'RUNNING'",
+        max_results=100)
+    return [r.info.run_id for r in runs]
+
+
 def log_run_metrics(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
     now = int(time.time() * 1000)
     MlflowClient().log_batch(run_id, metrics=[mlflow.entities.Metric(k, float(v), now, step)

@@ -137,11 +137,20 @@ class Objective:
             tracking.end_run_by_id(run_id, tracking.TRIAL_STATUS[state])
 
 
-def _close_dead_runs(study: optuna.Study, numbers: list[int]) -> None:
-    """The MLflow runs of trials whose worker died: FAILED instead of RUNNING forever."""
+def _close_dead_runs(study: optuna.Study, numbers: list[int], experiment_id: str,
+                     parent_run_id: str) -> None:
+    """The MLflow runs of trials whose worker died: FAILED instead of RUNNING forever.
+
+    A run is found by the id recorded in its trial or, when the worker died before recording
+    it, by the trial's tags.
+    """
     for trial in study.get_trials(deepcopy=False):
-        run_id = trial.user_attrs.get("mlflow_run_id")
-        if trial.number in numbers and run_id:
+        if trial.number not in numbers:
+            continue
+        run_ids = set(tracking.running_trial_runs(experiment_id, parent_run_id, trial.number))
+        if trial.user_attrs.get("mlflow_run_id"):
+            run_ids.add(trial.user_attrs["mlflow_run_id"])
+        for run_id in sorted(run_ids):
             tracking.set_run_tags(run_id, {"trial_state": "FAIL",
                                            "fail_reason": "worker died during the trial"})
             tracking.end_run_by_id(run_id, "FAILED")
@@ -217,7 +226,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
     start = time.perf_counter()
     try:
         while True:
-            _close_dead_runs(study, tuning.recover_dead_trials(study))
+            _close_dead_runs(study, tuning.recover_dead_trials(study), experiment_id, parent)
             remaining = (None if tune.timeout is None
                          else max(tune.timeout - (time.perf_counter() - start), 0.0))
             loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining)
