@@ -8,7 +8,7 @@ import pytest
 
 from conftest import ROOT
 
-from imdb_rnn.benchmark import compare_family, markdown, padded
+from imdb_rnn.benchmark import compare_family, markdown, median_repeat, padded
 from imdb_rnn.params import load_params
 from imdb_rnn.vectorize import Sequences, vectorize_table
 
@@ -53,7 +53,7 @@ def test_both_paths_train_the_same_model_for_the_same_epochs(tiny, name):
     text = markdown({"command": "x", "machine": {"cores": 2, "cpu": "c", "python": "3.11",
                                                  "tensorflow": "t", "keras": "k", "gpus": []},
                      "families": [result], "data_stages": {"fetch": 1.0, "preprocess": 2.0},
-                     "noop_repro_seconds": 1.5,
+                     "noop_repro_seconds": [1.4, 1.5, 2.0],
                      "pruning_study": "s", "pruning": {
                          "median": {"trials": 4, "pruned": 2, "epochs_run": 9,
                                     "epochs_budget": 12, "seconds": 10, "best_val_accuracy": 0.8},
@@ -61,5 +61,12 @@ def test_both_paths_train_the_same_model_for_the_same_epochs(tiny, name):
                                   "epochs_budget": 12, "seconds": 14,
                                   "best_val_accuracy": 0.81}}})
     assert f"| {name} | 2 | 12 |" in text and "GPU: none" in text
-    assert "| **together** | **3.0** |" in text and "1.5 s" in text
+    assert "| **together** | **3.0** |" in text and "median 1.5 s of 3 runs" in text
     assert "| median | 4 | 2 | 9 / 12 | 25% | 10 | 80.00% |" in text
+
+
+def test_repeats_report_the_median_speedup_and_every_value():
+    runs = [{"model": "m", "speedup": s} for s in (2.1, 1.0, 1.6)]
+    median = median_repeat(runs)
+    assert median["speedup"] == 1.6 and median["speedups"] == [2.1, 1.0, 1.6]
+    assert median_repeat(runs[:2])["speedup"] == 1.0  # even count: the lower middle

@@ -104,6 +104,9 @@ def test_a_preset_runs_per_seed_logs_runs_and_writes_the_table(vectorized, tmp_p
     assert saved["variants"]["feedforward"]["summary"] == json.loads(json.dumps(variant["summary"]))
     table = (tmp_path / "reproductions.md").read_text()
     assert "| tiny | feedforward | test_accuracy | 50.00% |" in table
+    best = sum(r["best_val_accuracy"] for r in variant["runs"]) / 2
+    row = next(line for line in table.splitlines() if line.startswith("| tiny |"))
+    assert row.split(" | ")[8] == f"{best:.2%}"  # the best epoch's validation accuracy
     assert "Not run yet:" in table and "elman_xor" in table
     ran = table_markdown([{**saved, "preset": "lstm_5k"}]).split("Not run yet:")[1]
     assert "lstm_5k" not in ran and "small_vocab_four" in ran
