@@ -205,7 +205,6 @@ def markdown(report: dict) -> str:
                   f"| **together** | **{total:.1f}** |"]
     if report.get("noop_repro_seconds") is not None:
         runs = report["noop_repro_seconds"]
-        runs = runs if isinstance(runs, list) else [runs]
         lines += ["", f"No-op `dvc repro` (everything up to date): median "
                       f"{statistics.median(runs):.1f} s of {len(runs)} runs "
                       f"({', '.join(f'{x:.1f}' for x in runs)} s)."]
