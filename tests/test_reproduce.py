@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,10 +12,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from imdb_rnn import tracking
-from imdb_rnn.params import MlflowParams
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.params import MlflowParams, load_params
 from imdb_rnn.presets import Preset, Variant, small_feedforward
-from imdb_rnn.reproduce import (build_variant, classic_fit, pad_front, reproduce, reproduce_xor,
-                                split_reviews, summarize, table_markdown, write_reports)
+from imdb_rnn.reproduce import (build_variant, classic_fit, main, pad_front, reproduce,
+                                reproduce_xor, split_reviews, summarize, table_markdown,
+                                word2vec_for, write_reports)
 from imdb_rnn.vectorize import Sequences, vectorize_table
 
 
@@ -140,6 +143,49 @@ def test_word_vectors_come_from_a_file_or_the_table_says_so(vectorized, tmp_path
                         experiment_id=tracking.connect(store, "r"))
     assert "no vectors file given: a learned 4-d embedding" in without["embedding"]
     assert "no vectors file given" in table_markdown([without])
+    out, table = tmp_path / "reproductions", tmp_path / "reproductions.md"
+    write_reports(without, out, table)
+    write_reports(result, out, table)  # the run with vectors is kept beside, not over, the other
+    assert sorted(p.name for p in out.iterdir()) == ["tiny+vectors.json", "tiny.json"]
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| tiny |")]
+    assert len(rows) == 2 and "no vectors file given" in rows[0] and "vectors.txt" in rows[1]
+
+
+def test_word2vec_vectors_of_the_presets_size_are_trained_once_then_reused(vectorized, tmp_path,
+                                                                           tiny_archive, capsys):
+    params = load_params(Path(__file__).parents[1] / "params.yaml")
+    params = params.model_copy(update={"embed": params.embed.model_copy(
+        update={"use_unlabeled": False, "min_count": 1, "epochs": 1})})
+    texts = ["great film loved it", "awful dull film hated it"] * 10
+    table = tmp_path / "reviews.parquet"
+    pd.DataFrame({"split": ["train"] * 20, "text": texts}).to_parquet(table)
+    preset = tiny_preset(embedding_dim=7)
+    path = word2vec_for(preset, params, vectorized, tiny_archive, table)
+    assert path == tmp_path / "embeddings" / "word2vec7.txt"
+    header, *rows = path.read_text().splitlines()
+    assert header.split()[1] == "7" and {r.split()[0] for r in rows} >= {"great", "awful", "film"}
+    assert all(len(r.split()) == 8 for r in rows)
+    made = path.stat().st_mtime_ns
+    assert word2vec_for(preset, params, vectorized, tiny_archive, table) == path
+    assert path.stat().st_mtime_ns == made and "reusing" in capsys.readouterr().out
+    other = params.model_copy(update={"embed": params.embed.model_copy(update={"seed": 9})})
+    word2vec_for(preset, other, vectorized, tiny_archive, table)  # other params: trained again
+    assert path.stat().st_mtime_ns != made
+    with pytest.raises(PipelineError, match="preset tiny learns its own embedding"):
+        word2vec_for(tiny_preset(), params, vectorized, tiny_archive, table)
+    with pytest.raises(PipelineError, match="missing.parquet not found"):
+        word2vec_for(preset, params, vectorized, tiny_archive, tmp_path / "missing.parquet")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["elman_xor", "--word2vec"], "elman_xor has no embedding"),
+    (["nlpia_simplernn", "--word2vec", "--vectors", "v.txt"], "give one source of word vectors"),
+])
+def test_contradictory_vector_options_are_refused_before_anything_runs(argv, message, tmp_path):
+    with pytest.raises(PipelineError, match=message):
+        main([*argv, "--out", str(tmp_path / "out"), "--table", str(tmp_path / "t.md"),
+              "--params", str(Path(__file__).parents[1] / "params.yaml")])
+    assert not (tmp_path / "out").exists() and not (tmp_path / "t.md").exists()
 
 
 def _embedding_model(vocab_size: int, maxlen: int, dim: int):

@@ -2,6 +2,7 @@
 
     imdb-reproduce small_vocab_four                  # seeds 1 2 3, data from data/vectorized
     imdb-reproduce nlpia_simplernn --vectors GoogleNews-vectors.txt
+    imdb-reproduce nlpia_simplernn --word2vec      # 300-d word2vec trained here, as embed does
     imdb-reproduce elman_xor
 
 The classic way: every review cut and padded at the front to ``maxlen`` as one NumPy array,
@@ -25,16 +26,19 @@ import numpy as np
 import tensorflow as tf
 
 from imdb_rnn import tracking
-from imdb_rnn.embed import embedding_matrix
+from imdb_rnn.embed import build_embeddings, embedding_matrix
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.fetch import sha256_of
 from imdb_rnn.io import read_json, write_json, write_text
-from imdb_rnn.params import load_params
+from imdb_rnn.params import Params, load_params
 from imdb_rnn.presets import PRESETS, Preset, Variant, elman_xor, get_preset
 from imdb_rnn.vectorize import OOV_ID, VOCAB_FILE, Sequences, load_sequences, load_vocabulary
 
 EXPERIMENT = "imdb-reproductions"
 XOR_INPUTS = np.array([[[0, 0]], [[0, 1]], [[1, 0]], [[1, 1]]], dtype=np.float32)  # (4, 1, 2)
 XOR_TARGETS = np.array([0, 1, 1, 0], dtype=np.float32)
+WORD2VEC_ORIGIN = ("word2vec trained here on the training and unlabeled reviews, not the "
+                   "published GoogleNews vectors")
 CHECK_EVERY = 25  # XOR epochs between checks of whether all four outputs are right
 
 
@@ -150,9 +154,17 @@ def run_variant(preset: Preset, variant: Variant, arrays: dict, vocab_size: int,
     return runs
 
 
+def result_key(preset: str, vectors_file: Path | None, trainable: bool) -> str:
+    """The name a preset's results are saved under: the preset, plus the vectors file when one
+    was given, so runs with learned and with pretrained embeddings stay side by side."""
+    if vectors_file is None:
+        return preset
+    return f"{preset}+{vectors_file.stem}{'-trainable' if trainable else ''}"
+
+
 def reproduce(preset: Preset, data_dir: Path, seeds: list[int], *, split_seed: int,
               experiment_id: str, vectors_file: Path | None = None,
-              vectors_trainable: bool = False) -> dict:
+              vectors_trainable: bool = False, vectors_origin: str = "") -> dict:
     """Every variant of ``preset`` over ``seeds``: per-run results and the summary per variant."""
     start = time.perf_counter()
     vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
@@ -168,7 +180,8 @@ def reproduce(preset: Preset, data_dir: Path, seeds: list[int], *, split_seed: i
                                                 split_seed)
             vectors = (matrix, vectors_trainable)
             embedding_note = (f"{'trainable' if vectors_trainable else 'frozen'} vectors from "
-                              f"{vectors_file.name} ({coverage:.0%} of the vocabulary)")
+                              f"{vectors_file.name} ({coverage:.0%} of the vocabulary)"
+                              + (f", {vectors_origin}" if vectors_origin else ""))
         else:
             embedding_note = (f"no vectors file given: a learned {preset.embedding_dim}-d "
                               "embedding instead of the published word2vec vectors")
@@ -186,8 +199,10 @@ def reproduce(preset: Preset, data_dir: Path, seeds: list[int], *, split_seed: i
         variants[variant.name] = {"note": variant.note, "runs": runs,
                                   "summary": summarize(runs, preset.metric, variant.published),
                                   "test": summarize(runs, "test_accuracy", None)}
-    return {"preset": preset.name, "source": preset.source, "metric": preset.metric,
-            "seeds": seeds, "embedding": embedding_note, "setup": params_logged,
+    return {"preset": preset.name,
+            "key": result_key(preset.name, vectors_file, vectors_trainable),
+            "source": preset.source, "metric": preset.metric, "seeds": seeds,
+            "embedding": embedding_note, "setup": params_logged,
             "wall_seconds": round(time.perf_counter() - start, 1), "variants": variants}
 
 
@@ -240,6 +255,35 @@ class _FirstSolved(keras.callbacks.Callback):
                 self.epoch = (epoch + 1) * CHECK_EVERY
 
 
+def word2vec_for(preset: Preset, params: Params, data_dir: Path, raw_archive: Path,
+                 table: Path) -> Path:
+    """word2vec vectors of the preset's size, trained as the ``embed`` stage trains its own
+    (``embed`` params, training split + unlabeled reviews, never the test split), for presets
+    whose published recipe starts from word2vec. Saved as ``word2vec{dim}.txt`` beside the
+    stage's vectors, with a JSON of what they came from; reused while that still matches."""
+    if preset.embedding_dim is None:
+        raise PipelineError(f"--word2vec: preset {preset.name} learns its own embedding; the "
+                            "presets that start from word vectors are "
+                            + ", ".join(n for n, p in PRESETS.items() if p.embedding_dim))
+    embed = params.embed.model_copy(update={"dim": preset.embedding_dim})
+    vocab = data_dir / VOCAB_FILE
+    for path in (vocab, table, raw_archive):
+        if not path.is_file():
+            raise PipelineError(f"--word2vec: {path} not found (dvc repro vectorize makes it)")
+    out = data_dir.parent / "embeddings" / f"word2vec{embed.dim}.txt"
+    origin = {"embed": embed.model_dump(), "vocabulary_sha256": sha256_of(vocab),
+              "table_sha256": sha256_of(table)}
+    meta = out.with_suffix(".json")
+    if out.is_file() and meta.is_file() and read_json(meta, "vectors summary")["origin"] == origin:
+        print(f"word2vec: reusing {out} ({embed.dim}-d)", flush=True)
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(f"word2vec: training {embed.dim}-d vectors into {out}", flush=True)
+    summary = build_embeddings(raw_archive, table, vocab, params.preprocess, embed, out)
+    write_json(meta, {"origin": origin, **summary})
+    return out
+
+
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
@@ -278,8 +322,9 @@ def table_markdown(results: Sequence[dict]) -> str:
 
 def write_reports(result: dict, out_dir: Path, table: Path) -> None:
     """Save one preset's results and rebuild the table from every preset's file."""
-    write_json(out_dir / f"{result['preset']}.json", result)
-    results = [read_json(p, "reproduction results") for p in sorted(out_dir.glob("*.json"))]
+    write_json(out_dir / f"{result.get('key', result['preset'])}.json", result)
+    results = [read_json(p, "reproduction results")
+               for p in sorted(out_dir.glob("*.json"), key=lambda p: p.stem)]
     write_text(table, table_markdown(results))
 
 
@@ -292,19 +337,33 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=Path("data/vectorized"),
                         help="vectorized data (dvc repro vectorize)")
     parser.add_argument("--vectors", type=Path, help="word2vec/GloVe text file (NLPIA presets)")
+    parser.add_argument("--word2vec", action="store_true",
+                        help="train word2vec vectors of the preset's size on the training "
+                             "and unlabeled reviews, as the embed stage does, and use them")
     parser.add_argument("--trainable", action="store_true", help="fine-tune the --vectors")
+    parser.add_argument("--archive", type=Path, default=Path("data/raw/aclImdb.tar.gz"),
+                        help="fetched archive, for --word2vec's unlabeled reviews")
+    parser.add_argument("--reviews", type=Path, default=Path("data/prepared/reviews.parquet"),
+                        help="preprocessed reviews table, for --word2vec")
     parser.add_argument("--out", type=Path, default=Path("reports/reproductions"))
     parser.add_argument("--table", type=Path, default=Path("reports/reproductions.md"))
     args = parser.parse_args(argv)
     if args.preset == "elman_xor":
+        if args.vectors or args.word2vec:
+            raise PipelineError("elman_xor has no embedding: --vectors and --word2vec do not apply")
         result = reproduce_xor(args.seeds)
     else:
         preset = get_preset(args.preset)
         params = load_params(args.params)
+        if args.word2vec and args.vectors is not None:
+            raise PipelineError("--word2vec and --vectors: give one source of word vectors")
         experiment_id = tracking.connect(params.mlflow, EXPERIMENT)  # fail before training
+        if args.word2vec:
+            args.vectors = word2vec_for(preset, params, args.data, args.archive, args.reviews)
         result = reproduce(preset, args.data, args.seeds,
                            split_seed=params.preprocess.split_seed, experiment_id=experiment_id,
-                           vectors_file=args.vectors, vectors_trainable=args.trainable)
+                           vectors_file=args.vectors, vectors_trainable=args.trainable,
+                           vectors_origin=WORD2VEC_ORIGIN if args.word2vec else "")
     write_reports(result, args.out, args.table)
     print(f"{args.preset}: {result['wall_seconds']:.0f} s; table: {args.table}")
 
