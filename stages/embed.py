@@ -3,11 +3,11 @@
 import argparse
 from pathlib import Path
 
-from imdb_rnn.artifacts import describe
+from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
-from imdb_rnn.embed import build_embeddings
+from imdb_rnn.data.embed import build_embeddings
 from imdb_rnn.io import write_json
-from imdb_rnn.params import load_params
+from imdb_rnn.config.params import load_params
 
 
 def main() -> None:

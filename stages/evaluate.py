@@ -4,10 +4,10 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.params import load_params
-from imdb_rnn.artifacts import describe
-from imdb_rnn.evaluate import evaluate
-from imdb_rnn.evaluation import EvaluationPaths
+from imdb_rnn.config.params import load_params
+from imdb_rnn.cli import describe
+from imdb_rnn.pipeline.evaluate import evaluate
+from imdb_rnn.evaluation.metrics import EvaluationPaths
 
 
 def main() -> None:

@@ -3,8 +3,8 @@
 import argparse
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.fetch import fetch_archive
-from imdb_rnn.params import load_params
+from imdb_rnn.data.fetch import fetch_archive
+from imdb_rnn.config.params import load_params
 
 
 def main() -> None:

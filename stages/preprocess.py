@@ -4,8 +4,8 @@ import argparse
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.io import atomic_paths, write_json, write_text
-from imdb_rnn.params import load_params
-from imdb_rnn.preprocess import build_table, data_report, read_archive, report_markdown
+from imdb_rnn.config.params import load_params
+from imdb_rnn.data.preprocess import build_table, data_report, read_archive, report_markdown
 
 
 def main() -> None:

@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.params import load_params
-from imdb_rnn.artifacts import describe
-from imdb_rnn.reference import reference
+from imdb_rnn.config.params import load_params
+from imdb_rnn.cli import describe
+from imdb_rnn.pipeline.reference import reference
 
 
 def main() -> None:

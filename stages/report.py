@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.params import load_params
-from imdb_rnn.report import FIGURES, build_report
+from imdb_rnn.config.params import load_params
+from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
 
 OUTPUTS = ("leaderboard.md", "leaderboard.csv", "significance.csv", "index.html", FIGURES)
 

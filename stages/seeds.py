@@ -4,8 +4,8 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.params import load_params
-from imdb_rnn.seeds import replicate
+from imdb_rnn.config.params import load_params
+from imdb_rnn.pipeline.seeds import replicate
 
 
 def main() -> None:
@@ -13,11 +13,14 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--name", required=True, help="a key of train.models")
     parser.add_argument("--data", required=True, type=Path, help="vectorized data folder")
-    parser.add_argument("--reports", type=Path, default=Path("reports"),
-                        help="folder with the baseline's train/ and evaluate/ summaries")
+    parser.add_argument("--baseline-train", required=True, type=Path,
+                        help="the baseline's training summary (train@NAME)")
+    parser.add_argument("--baseline-test", required=True, type=Path,
+                        help="the baseline's test metrics (evaluate@NAME)")
     parser.add_argument("--out", required=True, type=Path, help="summary JSON (metrics)")
     args = parser.parse_args()
-    summary = replicate(load_params(args.params), args.name, args.data, args.reports, args.out)
+    summary = replicate(load_params(args.params), args.name, args.data, args.baseline_train,
+                        args.baseline_test, args.out)
     std = summary["test_accuracy_std"]
     spread = f" ± {std:.4f}" if std is not None else ""
     print(f"seeds@{args.name}: test accuracy {summary['test_accuracy_mean']:.4f}{spread} "

@@ -4,9 +4,9 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.params import load_params
-from imdb_rnn.artifacts import describe
-from imdb_rnn.train import TrainPaths, train
+from imdb_rnn.config.params import load_params
+from imdb_rnn.cli import describe
+from imdb_rnn.pipeline.train import TrainPaths, train
 
 
 def main() -> None:

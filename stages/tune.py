@@ -8,11 +8,14 @@ A worker only runs trials; the DVC stage writes the results.
 import argparse
 from pathlib import Path
 
-from imdb_rnn.artifacts import describe
+from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
-from imdb_rnn.evaluation import EvaluationPaths
-from imdb_rnn.params import load_params
-from imdb_rnn.tune import TunePaths, tune, tuned_name, work
+from imdb_rnn.evaluation.metrics import EvaluationPaths
+from imdb_rnn.config.params import load_params
+from imdb_rnn.pipeline.tune import TunePaths, tune, work
+
+OUTPUTS = ("best", "trials", "model_dir", "history", "train_metrics", "metrics", "roc",
+           "predictions")
 
 
 def main() -> None:
@@ -21,6 +24,15 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--study", required=True, help="a key of tune.studies")
     parser.add_argument("--data", type=Path, default=Path("data/vectorized"))
+    # The stage's outputs, as dvc.yaml declares them (not needed with --worker).
+    for flag, what in (("--best", "best params and counts (JSON)"),
+                       ("--trials", "every trial (CSV)"),
+                       ("--model-dir", "the retrained best model"),
+                       ("--history", "its per-epoch history (CSV)"),
+                       ("--train-metrics", "its training summary (JSON)"),
+                       ("--metrics", "its test metrics (JSON)"), ("--roc", "its ROC points (CSV)"),
+                       ("--predictions", "its per-review test predictions (CSV)")):
+        parser.add_argument(flag, type=Path, help=what)
     parser.add_argument("--worker", action="store_true",
                         help="only run trials of the study (an extra worker); write nothing")
     args = parser.parse_args()
@@ -30,16 +42,12 @@ def main() -> None:
         print(f"tune@{args.study} worker: ran {loop.ran} trial(s) in {loop.seconds:.0f} s; "
               f"study {study.study_name} stopped by {loop.stopped_by}")
         return
-    name = tuned_name(args.study)
-    paths = TunePaths(
-        data_dir=args.data,
-        best_json=Path(f"reports/tune/{args.study}/best.json"),
-        trials_csv=Path(f"reports/tune/{args.study}/trials.csv"),
-        model_dir=Path(f"models/{name}"),
-        train_reports=Path(f"reports/train/{name}"),
-        evaluation=EvaluationPaths(Path(f"reports/evaluate/{name}/metrics.json"),
-                                   Path(f"reports/evaluate/{name}/roc.csv"),
-                                   Path(f"evaluation/{name}/predictions.csv")))
+    missing = [f"--{k.replace('_', '-')}" for k in OUTPUTS if getattr(args, k) is None]
+    if missing:
+        parser.error(f"the stage needs its outputs: {' '.join(missing)}")
+    paths = TunePaths(args.data, args.best, args.trials, args.model_dir, args.history,
+                      args.train_metrics,
+                      EvaluationPaths(args.metrics, args.roc, args.predictions))
     summary = tune(params, args.study, paths)
     print(f"tune@{args.study}: {describe(summary)}")
 

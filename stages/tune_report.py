@@ -5,8 +5,8 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.io import atomic_paths, write_json, write_text
-from imdb_rnn.params import load_params
-from imdb_rnn.search_report import compare, load_study, markdown, progress_figure
+from imdb_rnn.config.params import load_params
+from imdb_rnn.search.comparison import compare, load_study, markdown, progress_figure
 
 
 def main() -> None:

@@ -2,11 +2,11 @@
 
 import argparse
 
-from imdb_rnn.artifacts import read_table
+from imdb_rnn.data.preprocess import read_table
 from imdb_rnn.cli import stage_main
 from imdb_rnn.io import atomic_path, write_json
-from imdb_rnn.params import load_params
-from imdb_rnn.vectorize import vectorize_table
+from imdb_rnn.config.params import load_params
+from imdb_rnn.data.vectorize import vectorize_table
 
 
 def main() -> None:

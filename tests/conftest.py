@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from imdb_rnn.preprocess import review_key
+from imdb_rnn.data.preprocess import review_key
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_ARCHIVE = ROOT.parent / "shared" / "data" / "aclImdb_labeled.tar.gz"

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT
 
-from imdb_rnn.benchmark import compare_family, markdown, median_repeat, padded
-from imdb_rnn.params import load_params
-from imdb_rnn.vectorize import Sequences, vectorize_table
+from benchmark import compare_family, markdown, median_repeat, padded
+from imdb_rnn.config.params import load_params
+from imdb_rnn.data.vectorize import Sequences, vectorize_table
 
 
 def test_the_classic_input_is_cut_and_padded_as_the_section_says():

@@ -8,10 +8,10 @@ from mlflow.tracking import MlflowClient
 
 SCRIPT = textwrap.dedent("""
     import os, signal, sys, time
-    from imdb_rnn import tracking
+    from imdb_rnn.tracking import runs as tracking
     from imdb_rnn.cli import stage_main
     from imdb_rnn.io import atomic_path
-    from imdb_rnn.params import MlflowParams
+    from imdb_rnn.config.params import MlflowParams
 
     def main():
         experiment = tracking.connect(MlflowParams(tracking_uri=sys.argv[1], experiment="e"))

@@ -9,11 +9,11 @@ import pytest
 
 from conftest import make_archive, tiny_reviews
 
-from imdb_rnn.embed import (TARGET_STD, embedding_matrix, read_unlabeled, read_vectors,
+from imdb_rnn.data.embed import (TARGET_STD, embedding_matrix, read_unlabeled, read_vectors,
                             train_word2vec, unlabeled_texts, write_vectors)
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.fetch import sha256_of
-from imdb_rnn.params import EmbedParams
+from imdb_rnn.data.fetch import sha256_of
+from imdb_rnn.config.params import EmbedParams
 
 VOCAB = ["[PAD]", "[UNK]", "good", "bad", "film"]
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from imdb_rnn.evaluation import (ROC_POINTS, EvaluationPaths, classification_metrics, roc_points,
+from imdb_rnn.evaluation.metrics import (ROC_POINTS, EvaluationPaths, classification_metrics, roc_points,
                                  tracked_metrics, write_evaluation)
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.fetch import fetch_archive, sha256_of
-from imdb_rnn.params import FetchParams
+from imdb_rnn.data.fetch import fetch_archive, sha256_of
+from imdb_rnn.config.params import FetchParams
 
 WRONG = "0" * 64
 

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.models import MODEL_BUILDERS, build_model, builder_arguments
-from imdb_rnn.params import (TRAINING_ONLY_FIELDS, BidirectionalParams, CnnParams,
+from imdb_rnn.modeling.registry import MODEL_BUILDERS, build_model, builder_arguments
+from imdb_rnn.config.params import (TRAINING_ONLY_FIELDS, BidirectionalParams, CnnParams,
                              FeedforwardParams, RecurrentParams)
 
 SMALL = {

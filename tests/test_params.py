@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from conftest import ROOT
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.params import load_params, parse_params
+from imdb_rnn.config.params import load_params, parse_params
 
 
 
@@ -70,7 +70,7 @@ def test_missing_file(tmp_path):
 
 
 def test_a_profile_overrides_the_file_and_an_unknown_one_is_named():
-    from imdb_rnn.params import apply_profile
+    from imdb_rnn.config.params import apply_profile
 
     data = {"profile": "smoke", "a": {"b": 1, "c": {"d": 2, "e": 3}},
             "profiles": {"smoke": {"a": {"c": {"d": 9}}}}}

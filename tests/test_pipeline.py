@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from conftest import ROOT, make_archive
 
-from imdb_rnn.fetch import sha256_of
+from imdb_rnn.data.fetch import sha256_of
 
 pytestmark = pytest.mark.slow
 
@@ -224,7 +224,7 @@ def test_misspelt_param_stops_with_one_line(project, tmp_path):
 
 
 def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path):
-    from imdb_rnn.mlflow_ui import browser, compare_url, experiment_url, render, serve
+    from mlflow_ui import browser, compare_url, experiment_url, render, serve
 
     if browser() is None:
         pytest.skip("no Chromium here (Debian: apt-get install chromium; .ci/run installs it)")

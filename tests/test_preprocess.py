@@ -8,8 +8,8 @@ import pytest
 from conftest import make_archive, tiny_reviews
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.params import PreprocessParams
-from imdb_rnn.preprocess import build_table, count_duplicates, data_report, read_archive
+from imdb_rnn.config.params import PreprocessParams
+from imdb_rnn.data.preprocess import build_table, count_duplicates, data_report, read_archive
 
 
 def pp(**overrides) -> PreprocessParams:

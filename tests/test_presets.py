@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.presets import PRESETS, get_preset, small_cnn
+from imdb_rnn.reproductions.presets import PRESETS, get_preset, small_cnn
 
 
 def layer_types(model) -> list[str]:

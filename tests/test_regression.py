@@ -12,7 +12,7 @@ import pytest
 from conftest import ROOT
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.regression import compare, markdown, accuracies_of
+from regression_gate import compare, markdown, accuracies_of
 
 
 def reports(root: Path, accuracies: dict[str, float]) -> Path:

@@ -14,9 +14,9 @@ import yaml
 from conftest import ROOT
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.evaluation import classification_metrics, roc_points
-from imdb_rnn.params import parse_params
-from imdb_rnn.report import (ModelResult, bootstrap_ci, build_report, check_same_reviews,
+from imdb_rnn.evaluation.metrics import classification_metrics, roc_points
+from imdb_rnn.config.params import parse_params
+from imdb_rnn.evaluation.leaderboard import (ModelResult, bootstrap_ci, build_report, check_same_reviews,
                              expected_max, in_words, mcnemar_tests)
 
 

@@ -11,14 +11,14 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_rnn import tracking
+from imdb_rnn.tracking import runs as tracking
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.params import MlflowParams, load_params
-from imdb_rnn.presets import Preset, Variant, small_feedforward
-from imdb_rnn.reproduce import (build_variant, classic_fit, main, pad_front, reproduce,
+from imdb_rnn.config.params import MlflowParams, load_params
+from imdb_rnn.reproductions.presets import Preset, Variant, small_feedforward
+from imdb_rnn.reproductions.reproduce import (build_variant, classic_fit, main, pad_front, reproduce,
                                 reproduce_xor, split_reviews, summarize, table_markdown,
                                 word2vec_for, write_reports)
-from imdb_rnn.vectorize import Sequences, vectorize_table
+from imdb_rnn.data.vectorize import Sequences, vectorize_table
 
 
 def seqs(rows: list[list[int]]) -> Sequences:

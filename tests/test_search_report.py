@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.search_report import compare, load_study, markdown
+from imdb_rnn.search.comparison import compare, load_study, markdown
 
 
 def study(sampler: str, values: list[float | None], model: str = "lstm") -> tuple[dict, pd.DataFrame]:

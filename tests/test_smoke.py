@@ -10,8 +10,8 @@ import yaml
 from conftest import ROOT
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.params import load_params
-from imdb_rnn.smoke import PNG_SIGNATURE, check_report_file, prepare_workdir
+from imdb_rnn.config.params import load_params
+from smoke import PNG_SIGNATURE, check_report_file, prepare_workdir
 
 
 def test_the_scratch_copy_selects_the_profile_and_finds_the_archives(tmp_path):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from imdb_rnn.text import standardize
+from imdb_rnn.data.text import standardize
 
 RAW = "A <br /><br />GREAT film!! Don't   miss it.<BR>Really."
 

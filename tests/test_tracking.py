@@ -8,9 +8,9 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from imdb_rnn import tracking
+from imdb_rnn.tracking import runs as tracking
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.params import MlflowParams
+from imdb_rnn.config.params import MlflowParams
 
 
 @pytest.fixture

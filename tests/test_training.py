@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imdb_rnn.params import RecurrentParams
-from imdb_rnn.training import (InputShape, make_dataset, pad_batch, plan_batches,
+from imdb_rnn.config.params import RecurrentParams
+from imdb_rnn.modeling.fit import (InputShape, make_dataset, pad_batch, plan_batches,
                                predict_probabilities, train_model, truncate)
-from imdb_rnn.vectorize import Sequences
+from imdb_rnn.data.vectorize import Sequences
 
 
 def seqs(rows: list[list[int]], labels: list[int] | None = None) -> Sequences:

@@ -21,9 +21,9 @@ from conftest import ROOT
 
 from imdb_rnn import tuning
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.models import builder_arguments
-from imdb_rnn.params import TRAINING_ONLY_FIELDS, load_params, parse_params
-from imdb_rnn.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
+from imdb_rnn.modeling.registry import builder_arguments
+from imdb_rnn.config.params import TRAINING_ONLY_FIELDS, load_params, parse_params
+from imdb_rnn.data.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -189,8 +189,8 @@ def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_
 
     import mlflow
 
-    from imdb_rnn import tracking
-    from imdb_rnn.tune import _close_dead_runs
+    from imdb_rnn.tracking import runs as tracking
+    from imdb_rnn.pipeline.tune import _close_dead_runs
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     experiment_id = mlflow.create_experiment("t")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.vectorize import (OOV_ID, Sequences, build_vocabulary, encode, load_sequences,
+from imdb_rnn.data.vectorize import (OOV_ID, Sequences, build_vocabulary, encode, load_sequences,
                                 load_vocabulary, vectorize_table)
 
 

@@ -1,0 +1,472 @@
+"""The one typed model of ``params.yaml``: frozen sections, unknown keys and wrong types rejected.
+
+Every stage loads the whole file through :func:`load_params` (so a typo anywhere is caught by the
+first stage that runs) and reads its own section. Errors name the key, e.g.
+``params.yaml: vectorize.max_features: Input should be a valid integer (got '20000')``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, get_args
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
+                      model_validator)
+
+from imdb_rnn.errors import PipelineError
+
+
+class _Section(BaseModel):
+    # strict: "10" is not an int; an int is still accepted where a float belongs.
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class FetchParams(_Section):
+    """Where the aclImdb archive comes from and the checksum it must have."""
+
+    url: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    # A machine without internet uses a local copy of the archive: when this file exists it is
+    # used instead of ``url`` and must match ``local_sha256``. Missing file: download from url.
+    local_archive: str | None = None
+    local_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _local_needs_checksum(self) -> FetchParams:
+        if self.local_archive is not None and self.local_sha256 is None:
+            raise ValueError("local_archive is set, so local_sha256 must be set too")
+        return self
+
+
+class PreprocessParams(_Section):
+    """Text standardisation, the validation split and the duplicate policy."""
+
+    lowercase: bool
+    # keep: leave punctuation in words; strip: delete it; split: make each mark its own token.
+    punctuation: Literal["keep", "strip", "split"]
+    val_fraction: float = Field(gt=0.0, lt=1.0)
+    split_seed: int
+    # Test reviews whose exact text also occurs in train: True drops them from test (cleaner
+    # estimate), False keeps the official 25,000 (comparable with published numbers).
+    drop_test_duplicates: bool
+    report_maxlens: list[Annotated[int, Field(gt=0)]]
+    # A stratified slice: at most this many reviews per official split and label (null = all
+    # 50,000). The smoke profile uses it to run the whole DAG in minutes.
+    per_label: int | None = Field(default=None, gt=1)
+
+
+class VectorizeParams(_Section):
+    """Vocabulary size; ids 0 and 1 are reserved for padding and out-of-vocabulary tokens."""
+
+    max_features: int = Field(ge=3)
+
+
+class EmbedParams(_Section):
+    """word2vec vectors trained on non-test text (training split + unlabeled reviews)."""
+
+    dim: int = Field(gt=0)
+    algorithm: Literal["cbow", "skipgram"]
+    window: int = Field(gt=0)
+    min_count: int = Field(ge=1)
+    epochs: int = Field(gt=0)
+    seed: int
+    # gensim threads: 1 gives the same vectors on every run; more is faster but not repeatable.
+    workers: int = Field(ge=1)
+    use_unlabeled: bool  # also train on the 50,000 unlabeled train/unsup reviews
+    # Where the unlabeled reviews are when the fetched archive lacks them (the offline copy
+    # keeps them apart); used only if the file exists, and must match the checksum.
+    unlabeled_archive: str | None = None
+    unlabeled_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _archive_needs_checksum(self) -> EmbedParams:
+        if self.unlabeled_archive is not None and self.unlabeled_sha256 is None:
+            raise ValueError("unlabeled_archive is set, so unlabeled_sha256 must be set too")
+        return self
+
+
+class ModelSection(_Section):
+    """A ``train.models`` section. Every key has exactly one role, and the roles are the contract:
+
+    - ``family``: which builder of the registry (``imdb_rnn.modeling.registry``) builds it;
+    - ``INPUT_KEYS`` shape the data feed (cut to ``maxlen``, padding side, truncation side);
+    - ``OPTIMIZER_KEYS`` configure the optimizer at compile time;
+    - ``FIT_KEYS`` configure ``model.fit`` (batch size, the most epochs);
+    - ``INIT_KEYS`` give the initial embedding weights (a word-vectors file);
+    - every other key is an *architecture* keyword of the family's builder, by the same name
+      (and an Optuna trial parameter name), so best trial values rebuild the model directly.
+
+    ``maxlen`` acts only on the feed: a builder never sees it, except as the fixed input length
+    of a family that needs one (``fixed_length``). No field has a default: every value that shapes
+    a model is written in params.yaml, where DVC sees it change.
+    """
+
+    INPUT_KEYS: ClassVar[tuple[str, ...]] = ("maxlen", "padding", "truncating")
+    OPTIMIZER_KEYS: ClassVar[tuple[str, ...]] = ("optimizer", "learning_rate", "clipnorm")
+    FIT_KEYS: ClassVar[tuple[str, ...]] = ("batch_size", "epochs")
+    INIT_KEYS: ClassVar[tuple[str, ...]] = ("embedding_file",)
+
+    # input
+    maxlen: int = Field(gt=0)
+    # post padding keeps LSTM/GRU eligible for the cuDNN kernel when masking is on.
+    padding: Literal["pre", "post"]
+    # pre truncation keeps the end of a long review, where the verdict usually is.
+    truncating: Literal["pre", "post"]
+    # optimizer
+    optimizer: Literal["adam", "rmsprop", "adadelta", "sgd"]
+    learning_rate: float = Field(gt=0.0)
+    # Gradient clipping: each gradient tensor is rescaled to at most this L2 norm; null = off.
+    clipnorm: float | None = Field(gt=0.0)
+    # fit
+    batch_size: int = Field(gt=0)
+    epochs: int = Field(gt=0)
+    # init: null = learned from scratch; else a text-format vectors file (word2vec or GloVe),
+    # e.g. data/embeddings/word2vec.txt from the embed stage.
+    embedding_file: str | None
+    # architecture (shared by every family; the subclasses add their own)
+    embedding_dim: int = Field(gt=0)
+    dropout: float = Field(ge=0.0, lt=1.0)
+    embedding_trainable: bool  # false freezes the embedding (pretrained vectors kept as is)
+
+    @classmethod
+    def architecture_keys(cls) -> tuple[str, ...]:
+        """The keys that go to the builder: every field without another role."""
+        other = {"family", *cls.INPUT_KEYS, *cls.OPTIMIZER_KEYS, *cls.FIT_KEYS, *cls.INIT_KEYS}
+        return tuple(k for k in cls.model_fields if k not in other)
+
+    def architecture(self) -> dict[str, Any]:
+        """The builder's keyword arguments of this section."""
+        return {k: getattr(self, k) for k in self.architecture_keys()}
+
+    @property
+    def fixed_length(self) -> bool:
+        """Whether the model needs every input padded to ``maxlen`` (else: per batch)."""
+        return False
+
+
+class FeedforwardParams(ModelSection):
+    family: Literal["feedforward"]
+    # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
+    pooling: Literal["flatten", "average", "max"]
+    units: int = Field(ge=0)  # hidden Dense layer; 0 = none
+
+    @property
+    def fixed_length(self) -> bool:
+        # Flatten needs one input length: the one place that rule is written.
+        return self.pooling == "flatten"
+
+
+class CnnParams(ModelSection):
+    family: Literal["cnn"]
+    filters: int = Field(gt=0)
+    kernel_size: int = Field(gt=0)
+    num_layers: int = Field(ge=1)
+    units: int = Field(ge=0)
+
+
+class RecurrentParams(ModelSection):
+    family: Literal["simple_rnn", "lstm", "gru"]
+    units: int = Field(gt=0)
+    num_layers: int = Field(ge=1)
+    # Non-zero recurrent_dropout switches LSTM/GRU off the cuDNN kernel on a GPU.
+    recurrent_dropout: float = Field(ge=0.0, lt=1.0)
+    # last: the final hidden state; max/mean: pool every step's state (return_sequences on top).
+    pooling: Literal["last", "max", "mean"]
+
+
+class BidirectionalParams(RecurrentParams):
+    family: Literal["bidirectional"]  # type: ignore[assignment]
+    cell: Literal["simple_rnn", "lstm", "gru"]
+
+
+_MODEL_CLASSES = (FeedforwardParams, CnnParams, RecurrentParams, BidirectionalParams)
+ModelParams = Annotated[
+    FeedforwardParams | CnnParams | RecurrentParams | BidirectionalParams,
+    Field(discriminator="family"),
+]
+# The family names, as the discriminator tags of the union above.
+_FAMILY_TAGS = frozenset(tag for cls in _MODEL_CLASSES
+                         for tag in get_args(cls.model_fields["family"].annotation))
+class TrainParams(_Section):
+    """Shared training settings and one section per trained model (one DVC stage each)."""
+
+    # Training seed (weights, shuffling); kept apart from preprocess.split_seed so the split
+    # stays fixed while training seeds vary.
+    seed: int
+    monitor: Literal["val_loss", "val_accuracy"]
+    patience: int = Field(ge=0)
+    models: dict[str, ModelParams]
+
+    @model_validator(mode="after")
+    def _names_are_paths(self) -> TrainParams:
+        for name in self.models:
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"model name {name!r} must be letters, digits and underscores")
+        return self
+
+
+class EvaluateParams(_Section):
+    """Evaluation settings."""
+
+    batch_size: int = Field(gt=0)
+    # Classification threshold on the positive-class probability.
+    threshold: float = Field(gt=0.0, lt=1.0)
+
+
+class ReferenceParams(_Section):
+    """TF-IDF + logistic regression reference, fitted on the training split only."""
+
+    ngram_max: int = Field(ge=1)
+    min_df: int = Field(ge=1)
+    max_features: int | None = Field(default=None, gt=0)
+    C: float = Field(gt=0.0)
+    seed: int
+
+
+class MlflowParams(_Section):
+    """Tracking defaults; MLFLOW_TRACKING_URI in the environment overrides ``tracking_uri``."""
+
+    tracking_uri: str
+    experiment: str
+
+
+class RangeDimension(_Section):
+    """A numeric range of one search dimension; integer or float as the model field is.
+
+    ``step`` quantises the range (``low + k * step``); ``log`` samples on a log scale (no step).
+    """
+
+    low: float
+    high: float
+    step: float | None = Field(default=None, gt=0.0)
+    log: bool = False
+
+    @model_validator(mode="after")
+    def _valid_range(self) -> RangeDimension:
+        if self.high < self.low:
+            raise ValueError(f"high ({self.high}) is below low ({self.low})")
+        if self.log and (self.step is not None or self.low <= 0):
+            raise ValueError("log scale needs low > 0 and no step")
+        return self
+
+
+class ChoiceDimension(_Section):
+    """A categorical search dimension."""
+
+    choices: list[bool | int | float | str] = Field(min_length=1)
+
+
+def _dimension_kind(value: Any) -> str:
+    if isinstance(value, dict):
+        return "choices" if "choices" in value else "range"
+    return "choices" if isinstance(value, ChoiceDimension) else "range"
+
+
+# {low, high, step?, log?} or {choices: [...]}; errors name the key of the form used.
+Dimension = Annotated[
+    Annotated[RangeDimension, Tag("range")] | Annotated[ChoiceDimension, Tag("choices")],
+    Discriminator(_dimension_kind),
+]
+
+
+class StudyParams(_Section):
+    """One Optuna study: which model section it tunes and with which sampler."""
+
+    model: str  # a key of train.models: the base section whose fields the trials override
+    sampler: Literal["random", "tpe", "gp"]
+
+
+class TuneParams(_Section):
+    """Optuna search: budgets, sampler/pruner settings, the search space, the studies."""
+
+    # Where studies live: journal:PATH (a local journal file; shared file systems too),
+    # sqlite:///PATH or an RDB URL such as postgresql://user@host/db (several machines).
+    # IMDB_TUNE_STORAGE in the environment overrides it.
+    storage: str
+    seed: int
+    n_trials: int = Field(gt=0)  # finished trials (complete + pruned) per study, in total
+    timeout: float | None = Field(default=None, gt=0.0)  # seconds per invocation; None = no limit
+    epochs: int = Field(gt=0)  # the most epochs a trial trains
+    patience: int = Field(ge=0)  # early stopping inside a trial
+    # Stratified training reviews per trial (None: the whole train split); validation is whole.
+    subsample: int | None = Field(default=None, gt=1)
+    pruner: Literal["median", "hyperband", "none"]
+    n_startup_trials: int = Field(ge=0)  # trials before TPE/GP model and median pruning start
+    pruner_warmup_epochs: int = Field(ge=0)  # epochs of every trial never pruned (median)
+    experiment: str  # MLflow experiment of the studies (parent and child runs)
+    # Search space per train.models key: field name -> range or choices.
+    space: dict[str, dict[str, Dimension]]
+    studies: dict[str, StudyParams]
+
+
+class ReportParams(_Section):
+    """The leaderboard's statistics."""
+
+    bootstrap_resamples: int = Field(ge=100)  # resamples of the test reviews for the 95% CI
+    seed: int
+    top: int = Field(ge=2)  # McNemar results spelled out in words for the top models
+    # Seed variance: every baseline is trained again with each of these training seeds
+    # (train.seed is the baseline itself); mean and standard deviation go to the leaderboard.
+    seeds: list[int]
+    seed_experiment: str  # MLflow experiment of those replicate runs
+
+
+class CiParams(_Section):
+    """The scheduled rerun's regression gate."""
+
+    max_accuracy_drop: float = Field(ge=0.0, lt=1.0)  # fail when a model drops more than this
+
+
+class Params(_Section):
+    fetch: FetchParams
+    preprocess: PreprocessParams
+    vectorize: VectorizeParams
+    embed: EmbedParams
+    train: TrainParams
+    evaluate: EvaluateParams
+    reference: ReferenceParams
+    mlflow: MlflowParams
+    tune: TuneParams
+    report: ReportParams
+    ci: CiParams
+
+    @model_validator(mode="after")
+    def _tune_refers_to_models(self) -> Params:
+        models = self.train.models
+        for name, study in self.tune.studies.items():
+            if not name.replace("_", "").isalnum():
+                raise ValueError(f"tune.studies: name {name!r} must be letters, digits and "
+                                 "underscores")
+            if study.model not in models:
+                raise ValueError(f"tune.studies.{name}.model: {study.model!r} is not a key of "
+                                 f"train.models ({', '.join(models)})")
+            if study.model not in self.tune.space:
+                raise ValueError(f"tune.studies.{name}: tune.space has no entry for model "
+                                 f"{study.model!r}")
+        for model, dims in self.tune.space.items():
+            if model not in models:
+                raise ValueError(f"tune.space.{model}: not a key of train.models "
+                                 f"({', '.join(models)})")
+            fields = set(type(models[model]).model_fields) - {"family", "epochs",
+                                                               *ModelSection.INIT_KEYS}
+            if models[model].embedding_file is not None and "embedding_dim" in dims:
+                raise ValueError(f"tune.space.{model}.embedding_dim: train.models.{model} uses "
+                                 "pretrained vectors, whose dimension is fixed")
+            for key in dims:
+                if key not in fields:
+                    close = difflib.get_close_matches(key, fields, n=1)
+                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    raise ValueError(f"tune.space.{model}.{key}: not a parameter of "
+                                     f"{models[model].family} models{hint}")
+        return self
+
+
+_UNION_MEMBERS = frozenset({"range", "choices"})  # the tags of a Dimension
+
+
+def _format_location(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    # A discriminated union puts the family tag into the location: train.models.NAME.TAG.key.
+    if parts[:2] == ["train", "models"] and len(parts) > 3 and parts[3] in _FAMILY_TAGS:
+        del parts[3]
+    # A search dimension puts its form's tag there: tune.space.MODEL.KEY.TAG.field.
+    if parts[:2] == ["tune", "space"] and len(parts) > 4 and parts[4] in _UNION_MEMBERS:
+        del parts[4]
+    return ".".join(parts)
+
+
+
+def _one_line(error: ValidationError, source: str) -> str:
+    errors = error.errors()
+    # A misspelt key shows up as one unknown and one missing key: report the unknown one first.
+    first = min(errors, key=lambda e: e["type"] != "extra_forbidden")
+    more = len(errors) - 1
+    where = _format_location(first["loc"]) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        missing = [str(e["loc"][-1]) for e in errors
+                   if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
+        message = f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
+        more -= bool(close)  # the "missing" twin of the misspelt key is the same problem
+    elif first["type"] == "missing":
+        message = "missing key"
+    elif first["type"] == "value_error":  # a validator's own message says what is wrong
+        message = str(first["ctx"]["error"])
+    else:
+        message = f"{first['msg']} (got {first['input']!r})"
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    if not first["loc"]:  # a check across sections names its keys itself
+        return f"{source}: {message}{suffix}"
+    return f"{source}: {where}: {message}{suffix}"
+
+
+def _merge(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: mappings merge key by key, anything else replaces."""
+    if isinstance(base, dict) and isinstance(override, dict):
+        return {**base, **{k: _merge(base.get(k), v) for k, v in override.items()}}
+    return override
+
+
+def apply_profile(data: dict, source: str = "params.yaml") -> dict:
+    """The params with the overrides of the selected profile (``profile``) applied.
+
+    ``profile: full`` (the default) is the file as written; any other name must be a key of
+    ``profiles``, whose mapping is merged over the file (e.g. ``profiles.smoke``).
+    """
+    data = dict(data)
+    profile = data.pop("profile", "full")
+    profiles = data.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise PipelineError(f"{source}: profiles: expected a mapping of profile names")
+    if profile == "full":
+        return data
+    if profile not in profiles:
+        raise PipelineError(f"{source}: profile: {profile!r} is not 'full' or a key of profiles "
+                            f"({', '.join(profiles) or 'none'})")
+    return _merge(data, profiles[profile])
+
+
+def parse_params(data: Any, source: str = "params.yaml", profile: str | None = None) -> Params:
+    """Validate an already-loaded params mapping (after applying its profile).
+
+    ``profile`` selects a profile other than the file's own ``profile`` key.
+    """
+    if not isinstance(data, dict):
+        raise PipelineError(f"{source}: expected a mapping of sections at the top level")
+    if profile is not None:
+        data = {**data, "profile": profile}
+    data = apply_profile(data, source)
+    try:
+        return Params.model_validate(data)
+    except ValidationError as error:
+        raise PipelineError(_one_line(error, source)) from None
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml", profile: str | None = None
+                ) -> Params:
+    """Load and validate ``params.yaml``; any problem raises a one-line :class:`PipelineError`.
+
+    ``profile`` overrides the file's ``profile`` key (e.g. the gate of a smoke run).
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: params file not found") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise PipelineError(f"{path}:{where} is not valid YAML") from None
+    return parse_params(data, str(path), profile)
+
+
+def model_section(params: Params, name: str) -> ModelSection:
+    """The ``train.models.NAME`` section; an unknown name lists the valid ones."""
+    try:
+        return params.train.models[name]
+    except KeyError:
+        raise PipelineError(f"params.yaml: train.models has no model {name!r}; valid: "
+                            f"{', '.join(params.train.models)}") from None

@@ -1,0 +1,228 @@
+"""Read the aclImdb archive into one clean table, carve the validation split, describe the data."""
+
+from __future__ import annotations
+
+import re
+import tarfile
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.config.params import PreprocessParams
+from imdb_rnn.data.text import standardize
+
+# Label order is fixed here, once, for every split: neg is 0, pos is 1.
+LABELS = {"neg": 0, "pos": 1}
+OFFICIAL_SPLITS = ("train", "test")
+# pos reviews are rated 7-10 and neg reviews 1-4 in the official release.
+RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
+COLUMNS = ["review", "id", "split", "label", "rating", "text"]
+
+_REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+_LABEL_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/?$")
+
+
+def review_key(member_name: str) -> tuple[str, str, str, str] | None:
+    """(split, label, id, rating) of a labeled review's path inside the archive, else None."""
+    match = _REVIEW.match(member_name)
+    return match.groups() if match else None  # type: ignore[return-value]
+
+
+def read_archive(path: str | Path) -> pd.DataFrame:
+    """Read every labeled review of an aclImdb ``.tar.gz`` into a table of raw texts.
+
+    Columns: ``review`` (its path inside ``aclImdb/``, unique), ``id``, ``split`` (official:
+    train or test), ``label`` (0 neg, 1 pos), ``rating`` and ``text`` (raw). The unlabeled
+    ``train/unsup`` reviews and every other file are skipped.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: archive not found (run the fetch stage)")
+    rows: list[tuple[str, int, str, int, int, str]] = []
+    seen_dirs: set[tuple[str, str]] = set()
+    try:
+        with tarfile.open(path, mode="r:gz") as archive:
+            for member in archive:
+                if member.isdir():
+                    dir_match = _LABEL_DIR.match(member.name)
+                    if dir_match:
+                        seen_dirs.add((dir_match.group(1), dir_match.group(2)))
+                    continue
+                key = review_key(member.name)
+                if key is None or not member.isfile():
+                    continue
+                split, label_name, review_id, rating = key
+                seen_dirs.add((split, label_name))
+                name = f"{split}/{label_name}/{review_id}_{rating}.txt"
+                if int(rating) not in RATINGS[label_name]:
+                    raise PipelineError(f"{path}: {name}: rating {rating} is impossible for a "
+                                        f"{label_name} review")
+                handle = archive.extractfile(member)
+                assert handle is not None  # a regular file always has a handle
+                data = handle.read()
+                rows.append((name, int(review_id), split, LABELS[label_name], int(rating),
+                             _decode(data, path, name)))
+    except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
+        raise PipelineError(f"{path}: corrupt or truncated archive ({error})") from None
+    _check_layout(rows, seen_dirs, path)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _decode(data: bytes, archive: Path, name: str) -> str:
+    if not data.strip():
+        raise PipelineError(f"{archive}: {name}: empty review file")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise PipelineError(f"{archive}: {name}: not valid UTF-8 (byte 0x{data[error.start]:02x} "
+                            f"at offset {error.start})") from None
+
+
+def _check_layout(rows: Sequence[tuple], seen_dirs: set[tuple[str, str]], path: Path) -> None:
+    counts = {(split, label): 0 for split in OFFICIAL_SPLITS for label in LABELS}
+    for _, _, split, label, _, _ in rows:
+        counts[(split, "pos" if label else "neg")] += 1
+    for (split, label), count in counts.items():
+        if (split, label) not in seen_dirs:
+            raise PipelineError(f"{path}: missing directory aclImdb/{split}/{label}/")
+        if count == 0:
+            raise PipelineError(f"{path}: directory aclImdb/{split}/{label}/ has no review files")
+
+
+def standardize_texts(texts: Iterable[str], params: PreprocessParams) -> list[str]:
+    """Standardise every text with the preprocess params."""
+    return [standardize(t, lowercase=params.lowercase, punctuation=params.punctuation)
+            for t in texts]
+
+
+def split_validation(table: pd.DataFrame, *, val_fraction: float, seed: int) -> pd.Series:
+    """Return the split column with part of ``train`` relabelled ``val``, stratified by label.
+
+    Reviews with the same text are kept on one side, so a duplicate cannot leak from train into
+    validation. The test split is never touched.
+    """
+    train = table[table["split"] == "train"]
+    unique = train.drop_duplicates("text")[["text", "label"]]
+    _, val_texts = train_test_split(unique["text"].to_numpy(), test_size=val_fraction,
+                                    random_state=seed, stratify=unique["label"].to_numpy())
+    is_val = table["text"].isin(set(val_texts)) & (table["split"] == "train")
+    return table["split"].mask(is_val, "val")
+
+
+def take_slice(raw: pd.DataFrame, per_label: int | None, seed: int) -> pd.DataFrame:
+    """At most ``per_label`` reviews of each official split and label, drawn with ``seed``."""
+    if per_label is None:
+        return raw
+    shuffled = raw.sample(frac=1.0, random_state=seed)
+    return (shuffled.groupby(["split", "label"], observed=True).head(per_label)
+            .sort_values("review", kind="stable").reset_index(drop=True))
+
+
+def build_table(raw: pd.DataFrame, params: PreprocessParams) -> tuple[pd.DataFrame, dict]:
+    """Standardise, split and apply the duplicate policy; return the table and duplicate counts."""
+    table = take_slice(raw, params.per_label, params.split_seed)
+    raw = table
+    table = table.copy()
+    table["text"] = standardize_texts(table["text"], params)
+    if (table["text"] == "").any():
+        culprit = table.loc[table["text"] == "", "review"].iloc[0]
+        raise PipelineError(f"{culprit}: review is empty after standardisation")
+    # Raw counts match the dataset's documentation; standardised ones are what models see.
+    duplicates = {"raw": count_duplicates(raw), "standardized": count_duplicates(table)}
+    if params.drop_test_duplicates:
+        train_texts = set(table.loc[table["split"] == "train", "text"])
+        table = table[~((table["split"] == "test") & table["text"].isin(train_texts))]
+    table["split"] = split_validation(table, val_fraction=params.val_fraction,
+                                      seed=params.split_seed)
+    duplicates["test_dropped"] = int(len(raw) - len(table))
+    table = table.sort_values(["split", "review"], kind="stable").reset_index(drop=True)
+    table["split"] = pd.Categorical(table["split"], categories=["train", "val", "test"])
+    return table, duplicates
+
+
+def count_duplicates(table: pd.DataFrame) -> dict[str, int]:
+    """Count repeated texts inside each official split and texts shared by train and test."""
+    train = table.loc[table["split"] == "train", "text"]
+    test = table.loc[table["split"] == "test", "text"]
+    shared = set(train) & set(test)
+    return {
+        "distinct_texts": int(table["text"].nunique()),
+        "repeated_in_train": int(train.duplicated().sum()),
+        "repeated_in_test": int(test.duplicated().sum()),
+        "in_train_and_test": len(shared),
+        "test_reviews_in_train": int(test.isin(shared).sum()),
+        "texts_with_two_labels": int((table.groupby("text")["label"].nunique() > 1).sum()),
+    }
+
+
+def data_report(table: pd.DataFrame, duplicates: dict, maxlens: Sequence[int]) -> dict:
+    """Counts per split and label, duplicates, and review length in tokens (with cut shares)."""
+    lengths = table["text"].str.count(" ").to_numpy() + 1  # standardised text: one space a gap
+    counts = {}
+    for split in ["train", "val", "test"]:
+        part = table["split"] == split
+        counts[split] = {
+            "reviews": int(part.sum()),
+            "neg": int((part & (table["label"] == 0)).sum()),
+            "pos": int((part & (table["label"] == 1)).sum()),
+        }
+    return {
+        "counts": counts,
+        "duplicates": duplicates,
+        "length_tokens": {
+            "mean": round(float(lengths.mean()), 1),
+            "median": float(np.median(lengths)),
+            "p90": float(np.percentile(lengths, 90)),
+            "p99": float(np.percentile(lengths, 99)),
+            "max": int(lengths.max()),
+            # Share of reviews longer than maxlen, i.e. cut when padded to that length.
+            "share_cut_at": {str(m): round(float((lengths > m).mean()), 4) for m in maxlens},
+        },
+    }
+
+
+def report_markdown(report: dict, params: PreprocessParams, source: str) -> str:
+    """The data report as short Markdown for people."""
+    lines = ["# Data report", "",
+             f"Source: `{source}`. Text: lowercase={params.lowercase}, "
+             f"punctuation={params.punctuation}; validation = {params.val_fraction:.0%} of train "
+             f"(split seed {params.split_seed}), stratified by label, duplicates kept together.",
+             "", "| split | reviews | neg | pos |", "|---|---:|---:|---:|"]
+    for split, c in report["counts"].items():
+        lines.append(f"| {split} | {c['reviews']:,} | {c['neg']:,} | {c['pos']:,} |")
+    d = report["duplicates"]["standardized"]
+    raw = report["duplicates"]["raw"]
+    policy = ("dropped from test" if params.drop_test_duplicates
+              else "kept in test (official split)")
+    lines += ["", "## Duplicates", "",
+              f"- {d['distinct_texts']:,} distinct texts after standardisation "
+              f"({raw['distinct_texts']:,} in the raw text).",
+              f"- {d['repeated_in_train']} extra copies of a text inside train, "
+              f"{d['repeated_in_test']} inside test ({raw['repeated_in_train']} and "
+              f"{raw['repeated_in_test']} in the raw text).",
+              f"- {d['in_train_and_test']} texts occur in both train and test "
+              f"({d['test_reviews_in_train']} test reviews): {policy}; "
+              f"{report['duplicates']['test_dropped']} dropped.",
+              f"- {d['texts_with_two_labels']} texts carry two different labels.",
+              "", "## Review length (tokens)", ""]
+    L = report["length_tokens"]
+    lines.append(f"Mean {L['mean']}, median {L['median']:.0f}, 90th percentile {L['p90']:.0f}, "
+                 f"99th {L['p99']:.0f}, longest {L['max']:,}.")
+    lines += ["", "| maxlen | reviews cut |", "|---:|---:|"]
+    lines += [f"| {m} | {share:.1%} |" for m, share in L["share_cut_at"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def read_table(path: str | Path, columns: list[str]) -> pd.DataFrame:
+    """Read columns of the reviews table; a missing or unreadable file is a one-line error."""
+    try:
+        return pd.read_parquet(path, columns=columns)
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: reviews table not found (run the preprocess stage)") from None
+    except Exception as error:  # pyarrow's errors for a corrupt file or missing columns
+        raise PipelineError(f"{path}: cannot read the reviews table ({error})") from None

@@ -1,0 +1,82 @@
+"""The `reference` stage: TF-IDF + logistic regression and a majority-class null model.
+
+Both are fitted on the same training split as the neural models and evaluated on the same test
+split in the same way, so they line up in the leaderboard and in MLflow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from imdb_rnn.data.preprocess import read_table
+from imdb_rnn.evaluation.metrics import classification_metrics
+from imdb_rnn.config.params import Params, ReferenceParams
+
+REFERENCE_MODELS = ("tfidf_logreg", "majority")
+
+
+def fit_tfidf_logreg(texts: pd.Series, labels: pd.Series, rp: ReferenceParams):
+    """TF-IDF over the standardised tokens (the neural models' tokens), logistic regression."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    pipeline = make_pipeline(
+        TfidfVectorizer(token_pattern=None, tokenizer=str.split, lowercase=False,
+                        ngram_range=(1, rp.ngram_max), min_df=rp.min_df,
+                        max_features=rp.max_features, sublinear_tf=True),
+        LogisticRegression(C=rp.C, max_iter=1000, random_state=rp.seed),
+    )
+    return pipeline.fit(texts, labels)
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One reference model on the test split."""
+
+    result: dict  # test metrics, training seconds, throughput
+    probabilities: np.ndarray
+    params: dict  # what to record with it
+
+
+def score_references(params: Params, table_path: Path
+                     ) -> tuple[dict[str, Scored], np.ndarray, np.ndarray]:
+    """Fit both reference models on train and score the test split.
+
+    Returns the scored models by name, and the test reviews' keys and labels.
+    """
+    rp = params.reference
+    table = read_table(table_path, ["review", "split", "label", "text"])
+    train = table[table["split"] == "train"]
+    test = table[table["split"] == "test"]
+    start = time.perf_counter()
+    pipeline = fit_tfidf_logreg(train["text"], train["label"], rp)
+    fit_seconds = time.perf_counter() - start
+    positive_rate = float(train["label"].mean())
+    models: dict[str, tuple[Callable[[pd.Series], np.ndarray], float, dict]] = {
+        "tfidf_logreg": (lambda texts: pipeline.predict_proba(texts)[:, 1], fit_seconds,
+                         {"tfidf_C": rp.C, "tfidf_ngram_max": rp.ngram_max,
+                          "tfidf_min_df": rp.min_df, "tfidf_max_features": rp.max_features,
+                          "seed": rp.seed}),
+        # Always the training base rate: the accuracy any model must beat.
+        "majority": (lambda texts: np.full(len(texts), positive_rate), 0.0,
+                     {"positive_rate": positive_rate}),
+    }
+    evaluated = {}
+    for name, (predict, train_seconds, model_params) in models.items():
+        start = time.perf_counter()
+        probabilities = np.asarray(predict(test["text"]), dtype=np.float64)
+        seconds = max(time.perf_counter() - start, 1e-9)
+        result = {"model": name,
+                  **classification_metrics(test["label"].to_numpy(), probabilities,
+                                           params.evaluate.threshold),
+                  "train_seconds": round(train_seconds, 2),
+                  "reviews_per_second": round(len(test) / seconds, 1)}
+        evaluated[name] = Scored(result, probabilities, model_params)
+    return evaluated, test["review"].to_numpy(), test["label"].to_numpy()

@@ -1,0 +1,181 @@
+"""The one training path: build from the registry, compile, fit; every training goes through it.
+
+Baselines, seed replicates, search trials and their retrain, both sides of the benchmark and the
+classic reproduction presets all call :func:`fit` with a :class:`Recipe`, so a speed-up or a fix
+made here reaches all of them. A recipe says what to build (registry family and architecture
+keywords), how to feed it (:class:`~imdb_rnn.modeling.inputs.InputShape` and ``feed``) and how to
+compile it. Two feeds:
+
+- ``bucketed`` (the pipeline's): a ``tf.data`` pipeline of length-bucketed batches padded only to
+  their longest review, reshuffled every epoch from the training seed;
+- ``classic`` (the textbook recipe): every review cut and padded as one NumPy array, then
+  ``model.fit`` with its defaults (its own shuffling).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+import keras
+import numpy as np
+
+from imdb_rnn.config import ModelSection
+from imdb_rnn.data.vectorize import Sequences
+from imdb_rnn.modeling.inputs import InputShape, input_shape_for, make_dataset
+from imdb_rnn.modeling.registry import build_model
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything :func:`fit` needs besides the data and the seed."""
+
+    family: str  # a key of the model registry
+    architecture: Mapping[str, Any]  # the builder's keyword arguments
+    shape: InputShape
+    optimizer: str
+    learning_rate: float
+    batch_size: int
+    epochs: int
+    clipnorm: float | None = None
+    loss: str = "binary_crossentropy"
+    feed: Literal["bucketed", "classic"] = "bucketed"
+
+    def with_(self, **changes: Any) -> Recipe:
+        return replace(self, **changes)
+
+
+def recipe_for(section: ModelSection, **changes: Any) -> Recipe:
+    """The recipe of a ``train.models`` section: each key goes where its role says."""
+    recipe = Recipe(family=section.family, architecture=section.architecture(),
+                    shape=input_shape_for(section), optimizer=section.optimizer,
+                    learning_rate=section.learning_rate, clipnorm=section.clipnorm,
+                    batch_size=section.batch_size, epochs=section.epochs)
+    return recipe.with_(**changes)
+
+
+@dataclass(frozen=True)
+class Arrays:
+    """Model input that is not token sequences (Elman's XOR): inputs and targets as arrays."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """Early stopping: stop after ``patience`` epochs without improvement of ``monitor``, and
+    keep the weights of the best epoch."""
+
+    monitor: str
+    patience: int
+
+
+@dataclass
+class TrainResult:
+    """A trained model with its per-epoch history and timing."""
+
+    model: keras.Model
+    history: list[dict[str, float]]  # one dict per epoch: epoch, loss, accuracy, val_*, seconds
+    best_epoch: int  # 1-based epoch whose weights the model holds
+    seconds: float
+    train_samples: int
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def best(self) -> dict[str, float]:
+        return self.history[self.best_epoch - 1]
+
+    @property
+    def samples_per_second(self) -> float:
+        return self.train_samples * len(self.history) / self.seconds
+
+
+def build(recipe: Recipe, vocab_size: int) -> keras.Model:
+    """The recipe's uncompiled model; its input length is fixed only when the shape says so."""
+    return build_model(recipe.family, vocab_size=vocab_size, sequence_length=recipe.shape.length,
+                       **recipe.architecture)
+
+
+def compile_model(model: keras.Model, recipe: Recipe) -> None:
+    """The recipe's optimizer and loss, with accuracy.
+
+    No XLA for bucketed batches, which would recompile for every batch length; the classic
+    fixed-shape input keeps Keras' default ("auto": XLA where a GPU is, none on a CPU).
+    """
+    config: dict[str, Any] = {"learning_rate": recipe.learning_rate}
+    if recipe.clipnorm is not None:
+        config["clipnorm"] = recipe.clipnorm
+    optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
+    model.compile(optimizer=optimizer, loss=recipe.loss, metrics=["accuracy"],
+                  jit_compile=False if recipe.feed == "bucketed" else "auto")
+
+
+class _EpochTimer(keras.callbacks.Callback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def _as_arrays(data: Sequences | Arrays, shape: InputShape) -> Arrays:
+    if isinstance(data, Arrays):
+        return data
+    return Arrays(shape.array(data), data.labels.astype(np.float32))
+
+
+def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | None, *,
+        vocab_size: int, seed: int, stopping: Stopping | None = None,
+        callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
+        embedding: np.ndarray | None = None) -> TrainResult:
+    """Build, compile and fit ``recipe`` with training seed ``seed``.
+
+    ``embedding`` (vocab_size, embedding_dim) initialises the layer named ``embedding``
+    (pretrained vectors); the architecture's ``embedding_trainable`` says whether training may
+    change it. With ``stopping`` the weights of the best epoch are kept, else those of the last.
+    """
+    keras.utils.set_random_seed(seed)
+    keras.backend.clear_session()
+    model = build(recipe, vocab_size)
+    if embedding is not None:
+        model.get_layer("embedding").set_weights([embedding])
+    compile_model(model, recipe)
+    if verbose is None:  # a progress bar in a terminal, one line per epoch in logs
+        verbose = 1 if sys.stdout.isatty() else 2
+    timer = _EpochTimer()
+    stopper = (None if stopping is None else keras.callbacks.EarlyStopping(
+        monitor=stopping.monitor, patience=stopping.patience, restore_best_weights=True,
+        verbose=int(verbose > 0)))
+    every = [timer, *([stopper] if stopper else []), *callbacks]
+    start = time.perf_counter()
+    if recipe.feed == "classic":
+        x = _as_arrays(train, recipe.shape)
+        v = None if val is None else _as_arrays(val, recipe.shape)
+        history = model.fit(x.x, x.y, batch_size=recipe.batch_size, epochs=recipe.epochs,
+                            validation_data=None if v is None else (v.x, v.y),
+                            verbose=verbose, callbacks=every)
+    else:
+        if not isinstance(train, Sequences):
+            raise TypeError("the bucketed feed takes token sequences")
+        train_ds, _ = make_dataset(train, recipe.shape, recipe.batch_size, seed=seed)
+        val_ds = None if val is None else make_dataset(val, recipe.shape, recipe.batch_size)[0]
+        # shuffle=False: the dataset reshuffles itself every epoch from the training seed.
+        history = model.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
+                            verbose=verbose, shuffle=False, callbacks=every)
+    seconds = time.perf_counter() - start
+    rows = [{"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()},
+             "seconds": timer.seconds[i]} for i in range(len(timer.seconds))]
+    best_epoch = stopper.best_epoch + 1 if stopper is not None else len(rows)
+    return TrainResult(model, rows, best_epoch=best_epoch, seconds=seconds,
+                       train_samples=len(train))

@@ -1,0 +1,60 @@
+"""The one prediction path: positive-class probabilities of reviews, and trained model folders.
+
+:func:`predict_probabilities` serves the evaluate stage, ``imdb-predict``, the seed replicates
+and the reproduction presets. A model folder (written by the train stage) holds the model and
+everything needed to turn raw text into its input: the vocabulary and the standardisation and
+input settings; :class:`Predictor` is its one loader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from imdb_rnn.data.text import standardize
+from imdb_rnn.data.vectorize import VOCAB_FILE, Sequences, encode, load_vocabulary
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.io import read_json
+from imdb_rnn.modeling.artifacts import MODEL_FILE, PREPROCESSING_FILE
+from imdb_rnn.modeling.inputs import InputShape, make_dataset
+from imdb_rnn.modeling.registry import load_model
+
+
+def predict_probabilities(model: keras.Model, sequences: Sequences, shape: InputShape,
+                          batch_size: int) -> np.ndarray:
+    """Positive-class probability for every review, in the order of ``sequences``."""
+    dataset, order = make_dataset(sequences, shape, batch_size, with_labels=False)
+    out = np.empty(len(sequences), dtype=np.float32)
+    if len(sequences):
+        out[order] = model.predict(dataset, verbose=0).reshape(-1)
+    return out
+
+
+class Predictor:
+    """A trained model folder (model, vocabulary, input settings), loaded once."""
+
+    def __init__(self, model_dir: str | Path) -> None:
+        model_dir = Path(model_dir)
+        if not (model_dir / MODEL_FILE).is_file():
+            raise PipelineError(f"{model_dir}: no {MODEL_FILE} here (train the model first: "
+                                f"dvc repro train@NAME)")
+        self.settings = read_json(model_dir / PREPROCESSING_FILE, "preprocessing settings")
+        self.vocabulary = load_vocabulary(model_dir / VOCAB_FILE)
+        self.model = load_model(model_dir / MODEL_FILE)
+        self.shape = InputShape.from_json(self.settings)
+
+    def predict_sequences(self, sequences: Sequences, batch_size: int = 256) -> np.ndarray:
+        """Positive-class probability per already vectorized review, in their order."""
+        return predict_probabilities(self.model, sequences, self.shape, batch_size)
+
+    def predict(self, texts: Sequence[str], batch_size: int = 256) -> np.ndarray:
+        """Positive-class probability per raw text."""
+        standardized = [standardize(t, lowercase=self.settings["lowercase"],
+                                    punctuation=self.settings["punctuation"]) for t in texts]
+        ids, offsets = encode(standardized, self.vocabulary)
+        sequences = Sequences(ids, offsets, np.zeros(len(texts), np.int8),
+                              np.arange(len(texts)).astype(str))
+        return self.predict_sequences(sequences, batch_size)

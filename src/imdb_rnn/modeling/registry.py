@@ -1,0 +1,248 @@
+"""The registry of model builders: one name per family, Keras 3 Functional API, uncompiled models.
+
+Every builder takes ``vocab_size``, ``sequence_length`` (the fixed input length, or None for
+batches of any length: the training path passes it from the input shape, never from a model
+section) and keyword-only architecture hyperparameters whose names equal the architecture keys
+of the family's section in ``params.yaml`` (and the Optuna trial parameter names), so best
+params rebuild a model directly. The classic recipes of ``imdb_rnn.reproductions`` add their
+builders here with :func:`register`. Inputs are right-padded token ids (id 0 = padding). Recurrent families mask the
+padding; with their defaults (tanh/sigmoid, ``recurrent_dropout=0``, ``unroll=False``, right
+padding) LSTM and GRU stay eligible for the fast cuDNN kernel on a GPU. A non-zero
+``recurrent_dropout`` or ``padding: pre`` switches that kernel off.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+from keras import layers
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.data.vectorize import PAD_ID
+
+_CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedGlobalMaxPooling1D(layers.Layer):
+    """Max over time of the unmasked steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
+        if mask is not None:
+            hidden = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+            inputs = keras.ops.where(hidden, inputs, keras.ops.full_like(inputs, -1e9))
+        return keras.ops.max(inputs, axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
+def token_input(sequence_length: int | None) -> keras.KerasTensor:
+    """The token-id input; length None lets batches be padded only to their longest review."""
+    return keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
+
+
+def _output(x: keras.KerasTensor) -> keras.KerasTensor:
+    # float32 output keeps the loss numerically safe under a mixed-precision policy.
+    return layers.Dense(1, activation="sigmoid", dtype="float32", name="positive_probability")(x)
+
+
+def _hidden(x: keras.KerasTensor, units: int, dropout: float) -> keras.KerasTensor:
+    if units > 0:
+        x = layers.Dense(units, activation="relu", name="hidden")(x)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="output_dropout")(x)
+    return x
+
+
+def build_feedforward(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+                      dropout: float, pooling: str, units: int,
+                      embedding_trainable: bool) -> keras.Model:
+    """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid."""
+    flatten = pooling == "flatten"
+    if flatten and sequence_length is None:
+        raise PipelineError("feedforward with pooling flatten needs a fixed sequence_length")
+    inputs = token_input(sequence_length)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten,
+                         trainable=embedding_trainable, name="embedding")(inputs)
+    if flatten:
+        x = layers.Flatten(name="flatten")(x)  # (batch, maxlen * embedding_dim)
+    elif pooling == "average":
+        x = layers.GlobalAveragePooling1D(name="average_pool")(x)  # masked mean
+    else:
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    x = _hidden(x, units, dropout)
+    return keras.Model(inputs, _output(x), name="feedforward")
+
+
+def build_cnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+              dropout: float, filters: int, kernel_size: int, num_layers: int, units: int,
+              embedding_trainable: bool) -> keras.Model:
+    """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense.
+
+    Padding is zeroed before every convolution and left out of every pooling, so a review's
+    score does not depend on how far its batch is padded.
+    """
+    inputs = token_input(sequence_length)
+    x = layers.Embedding(vocab_size, embedding_dim, trainable=embedding_trainable,
+                         name="embedding")(inputs)
+    # (batch, time, 1): 1 on real tokens, 0 on padding
+    keep = keras.ops.expand_dims(keras.ops.cast(keras.ops.not_equal(inputs, PAD_ID), x.dtype), -1)
+    for i in range(num_layers):
+        if i > 0:
+            x = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}")(x)
+            keep = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}_mask")(keep)
+        # "same" padding: a batch of short reviews is never shorter than the kernel.
+        x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu",
+                          name=f"conv_{i + 1}")(x * keep)  # (batch, time, filters)
+    x = MaskedGlobalMaxPooling1D(name="max_pool")(x, mask=keras.ops.squeeze(keep, -1))
+    x = _hidden(x, units, dropout)
+    return keras.Model(inputs, _output(x), name="cnn")
+
+
+def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], layers.Layer],
+                     num_layers: int, pooling: str) -> keras.KerasTensor:
+    for i in range(num_layers):
+        last = i == num_layers - 1
+        x = make_layer(not last or pooling != "last", i)(x)
+    if pooling == "max":
+        x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
+    elif pooling == "mean":
+        x = layers.GlobalAveragePooling1D(name="mean_pool")(x)  # masked mean
+    return x
+
+
+def _recurrent(family: str, *, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+               dropout: float,
+               units: int, num_layers: int, recurrent_dropout: float, pooling: str,
+               embedding_trainable: bool, bidirectional: bool = False) -> keras.Model:
+    cell = _CELLS[family]
+    inputs = token_input(sequence_length)
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
+                         trainable=embedding_trainable, name="embedding")(inputs)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="embedding_dropout")(x)
+
+    def make_layer(return_sequences: bool, i: int) -> layers.Layer:
+        rnn = cell(units, return_sequences=return_sequences, recurrent_dropout=recurrent_dropout,
+                   name=f"{family}_{i + 1}")
+        return layers.Bidirectional(rnn, name=f"bidirectional_{i + 1}") if bidirectional else rnn
+
+    x = _recurrent_stack(x, make_layer, num_layers, pooling)
+    if dropout > 0:
+        x = layers.Dropout(dropout, name="output_dropout")(x)
+    name = f"bidirectional_{family}" if bidirectional else family
+    return keras.Model(inputs, _output(x), name=name)
+
+
+def build_simple_rnn(*, vocab_size: int, sequence_length: int | None,
+                     embedding_dim: int, dropout: float,
+                     units: int, num_layers: int, recurrent_dropout: float,
+                     pooling: str, embedding_trainable: bool) -> keras.Model:
+    """Embedding, ``num_layers`` stacked SimpleRNN, sigmoid output."""
+    return _recurrent("simple_rnn", vocab_size=vocab_size, sequence_length=sequence_length,
+                      embedding_dim=embedding_dim, dropout=dropout, units=units,
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
+
+
+def build_lstm(*, vocab_size: int, sequence_length: int | None,
+                     embedding_dim: int, dropout: float, units: int,
+               num_layers: int, recurrent_dropout: float,
+               pooling: str, embedding_trainable: bool) -> keras.Model:
+    """Embedding, ``num_layers`` stacked LSTM, sigmoid output."""
+    return _recurrent("lstm", vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
+
+
+def build_gru(*, vocab_size: int, sequence_length: int | None,
+                     embedding_dim: int, dropout: float, units: int,
+              num_layers: int, recurrent_dropout: float,
+              pooling: str, embedding_trainable: bool) -> keras.Model:
+    """Embedding, ``num_layers`` stacked GRU, sigmoid output."""
+    return _recurrent("gru", vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable)
+
+
+def build_bidirectional(*, vocab_size: int, sequence_length: int | None,
+                     embedding_dim: int, dropout: float,
+                        units: int, cell: str, num_layers: int,
+                        recurrent_dropout: float, pooling: str,
+                        embedding_trainable: bool) -> keras.Model:
+    """Embedding, ``num_layers`` Bidirectional(SimpleRNN, LSTM or GRU), sigmoid output."""
+    return _recurrent(cell, vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
+                      dropout=dropout, units=units, num_layers=num_layers,
+                      recurrent_dropout=recurrent_dropout, pooling=pooling,
+                      embedding_trainable=embedding_trainable, bidirectional=True)
+
+
+MODEL_BUILDERS: dict[str, Callable[..., keras.Model]] = {
+    "feedforward": build_feedforward,
+    "cnn": build_cnn,
+    "simple_rnn": build_simple_rnn,
+    "bidirectional": build_bidirectional,
+    "lstm": build_lstm,
+    "gru": build_gru,
+}
+# The families of train.models (the pipeline's own); register() adds the presets' builders.
+PIPELINE_FAMILIES = tuple(MODEL_BUILDERS)
+# Arguments every builder takes that are not architecture hyperparameters.
+INPUT_ARGUMENTS = frozenset({"vocab_size", "sequence_length"})
+
+
+def register(name: str) -> Callable[[Callable[..., keras.Model]], Callable[..., keras.Model]]:
+    """Add a builder to the registry under ``name`` (a decorator); names are unique."""
+
+    def add(builder: Callable[..., keras.Model]) -> Callable[..., keras.Model]:
+        if MODEL_BUILDERS.get(name, builder) is not builder:
+            raise ValueError(f"model family {name!r} is registered already")
+        MODEL_BUILDERS[name] = builder
+        return builder
+
+    return add
+
+
+def builder_arguments(family: str) -> set[str]:
+    """Names of the architecture keywords a family's builder takes."""
+    return set(inspect.signature(get_builder(family)).parameters) - INPUT_ARGUMENTS
+
+
+def get_builder(family: str) -> Callable[..., keras.Model]:
+    """The builder for ``family``; an unknown name fails with the list of valid ones."""
+    try:
+        return MODEL_BUILDERS[family]
+    except KeyError:
+        raise PipelineError(f"unknown model family {family!r}; valid: "
+                            f"{', '.join(sorted(MODEL_BUILDERS))}") from None
+
+
+def build_model(family: str, *, vocab_size: int, sequence_length: int | None = None,
+                **hyperparameters: object) -> keras.Model:
+    """Build an uncompiled model of ``family``; unknown or missing keywords are named."""
+    expected = builder_arguments(family)
+    unknown, missing = set(hyperparameters) - expected, expected - set(hyperparameters)
+    if unknown or missing:
+        problem = "; ".join(f"{what} hyperparameter(s) {', '.join(sorted(keys))}"
+                            for what, keys in (("unknown", unknown), ("missing", missing)) if keys)
+        raise PipelineError(f"{family}: {problem}; valid: {', '.join(sorted(expected))}")
+    return get_builder(family)(vocab_size=vocab_size, sequence_length=sequence_length,
+                               **hyperparameters)
+
+
+def load_model(path: str | Path) -> keras.Model:
+    """Load a saved ``.keras`` model; importing this module registers the custom layers."""
+    return keras.models.load_model(path)

@@ -1,0 +1,1 @@
+"""The logic of the training stages (train, evaluate, seeds, tune) and the layout of reports/."""

@@ -1,0 +1,31 @@
+"""The `reference` stage: the TF-IDF + logistic regression and majority-class models, recorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from imdb_rnn.config import Params
+from imdb_rnn.evaluation import EvaluationPaths, tracked_metrics, write_evaluation
+from imdb_rnn.evaluation.reference import score_references
+from imdb_rnn.layout import PREDICTIONS, ROC, TEST_METRICS
+from imdb_rnn.tracking import runs as tracking
+
+
+def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: Path) -> dict:
+    """Fit both reference models on train, evaluate on test, one run each, then the files.
+
+    ``out_dir``/NAME gets the metrics and ROC points, ``predictions_dir``/NAME the predictions.
+    """
+    experiment = tracking.connect(params.mlflow)
+    scored, reviews, labels = score_references(params, table_path)
+    for name, model in scored.items():
+        with experiment.run(name, tags=tracking.run_tags(name, name, "reference",
+                                                         table_path)) as run:
+            run.log_params({"model": name, "family": name, **model.params})
+            run.log_metrics(tracked_metrics(model.result))
+    for name, model in scored.items():
+        write_evaluation(model.result, reviews, labels, model.probabilities,
+                         threshold=params.evaluate.threshold,
+                         paths=EvaluationPaths(out_dir / name / TEST_METRICS, out_dir / name / ROC,
+                                               predictions_dir / name / PREDICTIONS))
+    return {name: model.result for name, model in scored.items()}

@@ -1,0 +1,56 @@
+"""The `seeds` stage: a baseline retrained with other training seeds, to measure seed variance.
+
+Everything but ``train.seed`` stays as in the baseline (data split, vocabulary, word vectors,
+hyperparameters), so the spread of the test accuracies is the noise a single run carries. Each
+replicate trains and predicts through the same functions as the train and evaluate stages and
+is one MLflow run (experiment ``report.seed_experiment``); the models are not kept.
+"""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+from imdb_rnn.config import Params, model_section
+from imdb_rnn.data import load_sequences
+from imdb_rnn.evaluation import classification_metrics, tracked_metrics
+from imdb_rnn.io import read_json, write_json
+from imdb_rnn.modeling import predict_probabilities, recipe_for
+from imdb_rnn.pipeline.train import fit_section
+from imdb_rnn.tracking import runs as tracking
+
+
+def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Path,
+              baseline_test_json: Path, out_json: Path) -> dict:
+    """Train model ``name`` once per seed of ``report.seeds``; summarise with the baseline's run."""
+    section = model_section(params, name)
+    experiment = tracking.connect(params.mlflow, params.report.seed_experiment)
+    baseline_train = read_json(baseline_train_json, f"{name} training summary")
+    baseline_test = read_json(baseline_test_json, f"{name} test metrics")
+    test = load_sequences(data_dir / "test.npz")
+    runs = [{"seed": params.train.seed, "val_accuracy": baseline_train["best_val_accuracy"],
+             "test_accuracy": baseline_test["accuracy"], "epochs": baseline_train["epochs"],
+             "source": "baseline"}]
+    for seed in params.report.seeds:
+        if seed == params.train.seed:
+            continue  # the baseline run is that seed already
+        tags = tracking.run_tags(name, section.family, f"seeds@{name}", data_dir)
+        with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
+            run.log_params(tracking.run_params(params, name) | {"seed": seed})
+            result, _ = fit_section(params, section, data_dir, seed=seed)
+            run.log_history(result.history)
+            probabilities = predict_probabilities(result.model, test, recipe_for(section).shape,
+                                                  params.evaluate.batch_size)
+            metrics = classification_metrics(test.labels, probabilities,
+                                             params.evaluate.threshold)
+            run.log_metrics(tracked_metrics(metrics))
+            runs.append({"seed": seed, "val_accuracy": result.best["val_accuracy"],
+                         "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
+                         "source": "replicate"})
+    tests = [r["test_accuracy"] for r in runs]
+    summary = {"model": name, "family": section.family, "seeds": [r["seed"] for r in runs],
+               "runs": runs, "test_accuracy_mean": statistics.fmean(tests),
+               "test_accuracy_std": statistics.stdev(tests) if len(tests) > 1 else None,
+               "test_accuracy_min": min(tests), "test_accuracy_max": max(tests)}
+    write_json(out_json, summary)
+    return summary

@@ -1,0 +1,104 @@
+"""The `train` stage: fit one model section, save its folder and history, record one MLflow run."""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from imdb_rnn.config import ModelSection, Params, model_section
+from imdb_rnn.data import VOCAB_FILE, initial_embedding, load_sequences, load_vocabulary
+from imdb_rnn.evaluation import plots
+from imdb_rnn.io import atomic_path, atomic_paths, write_json
+from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY_FILE, Stopping,
+                               TrainResult, fit, recipe_for)
+from imdb_rnn.tracking import runs as tracking
+
+
+@dataclass(frozen=True)
+class TrainPaths:
+    data_dir: Path
+    model_dir: Path
+    history_csv: Path
+    metrics_json: Path
+
+
+def fit_section(params: Params, section: ModelSection, data_dir: Path, *, seed: int,
+                verbose: int | None = None) -> tuple[TrainResult, float | None]:
+    """Fit ``section`` on the training split, early stopping on validation, training seed
+    ``seed``; returns the result and the share of the vocabulary the pretrained vectors cover."""
+    train = load_sequences(data_dir / "train.npz")
+    val = load_sequences(data_dir / "val.npz")
+    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+    matrix, coverage = initial_embedding(section, vocabulary, seed)
+    result = fit(recipe_for(section), train, val, vocab_size=len(vocabulary), seed=seed,
+                 stopping=Stopping(params.train.monitor, params.train.patience),
+                 embedding=matrix, verbose=verbose)
+    return result, coverage
+
+
+def training_summary(name: str, section: ModelSection, result: TrainResult,
+                     coverage: float | None) -> dict:
+    """The training summary a train stage writes (a DVC metric) and logs."""
+    best = result.best
+    return {
+        "model": name, "family": section.family,
+        "params_count": int(result.model.count_params()),
+        "epochs": len(result.history), "best_epoch": result.best_epoch,
+        "best_val_accuracy": best["val_accuracy"], "best_val_loss": best["val_loss"],
+        "train_seconds": round(result.seconds, 2),
+        "pretrained_coverage": coverage,
+        "train_samples_per_second": round(result.samples_per_second, 1),
+    }
+
+
+def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection | None = None,
+          experiment: str | None = None, stage: str | None = None,
+          extra_tags: Mapping[str, str] | None = None) -> dict:
+    """Train model ``name`` on the train split (early stopping on val), save it, log its run.
+
+    By default the model is ``train.models.NAME``; the tune stage passes its best section
+    (``section``), its own MLflow ``experiment``, ``stage`` name and tags. Outputs are moved into
+    place only after the MLflow run is complete, so a failure anywhere leaves no output that
+    looks finished.
+    """
+    section = section or model_section(params, name)
+    mlflow_experiment = tracking.connect(params.mlflow, experiment)  # fail now, not after training
+    resolved = tracking.run_params(params, name, section)
+    tags = tracking.run_tags(name, section.family, stage or f"train@{name}", paths.data_dir)
+    tags |= dict(extra_tags or {})
+    with mlflow_experiment.run(name, tags=tags) as run, \
+            atomic_path(paths.model_dir, directory=True) as model_tmp, \
+            atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):
+        run.log_params(resolved)
+        result, coverage = fit_section(params, section, paths.data_dir, seed=params.train.seed)
+        summary = training_summary(name, section, result, coverage)
+        text_summary = io.StringIO()
+        result.model.summary(print_fn=lambda line, **_: text_summary.write(line + "\n"))
+        shape = recipe_for(section).shape
+        result.model.save(model_tmp / MODEL_FILE)
+        shutil.copyfile(paths.data_dir / VOCAB_FILE, model_tmp / VOCAB_FILE)
+        write_json(model_tmp / PREPROCESSING_FILE, {
+            "lowercase": params.preprocess.lowercase,
+            "punctuation": params.preprocess.punctuation,
+            **shape.to_json(), "family": section.family, "params": resolved,
+        })
+        (model_tmp / SUMMARY_FILE).write_text(text_summary.getvalue(), encoding="utf-8")
+        write_json(model_tmp / RUN_FILE, {"run_id": run.id, "tracking_uri": mlflow_experiment.uri})
+        run.log_history(result.history)
+        run.log_metrics({k: v for k, v in summary.items()
+                         if isinstance(v, (int, float)) and k != "epochs"}
+                        | {"epochs_trained": summary["epochs"]})
+        run.log_text(text_summary.getvalue(), "model_summary.txt")
+        figure = plots.learning_curves(result.history, f"{name} ({section.family})")
+        run.log_figure(figure, "learning_curves.png")
+        plots.close(figure)
+        for file in (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE):
+            run.log_artifact(model_tmp / file, artifact_path="model")
+        pd.DataFrame(result.history).to_csv(history_tmp, index=False, float_format="%.5f")
+        write_json(metrics_tmp, summary)
+    return summary

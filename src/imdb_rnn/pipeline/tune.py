@@ -1,0 +1,303 @@
+"""The `tune` stage: an Optuna study over one model section, logged to MLflow, best config retrained.
+
+A study (``tune.studies.NAME``) trains trials of ``train.models.MODEL`` with values from
+``tune.space.MODEL`` on a stratified training subsample, scores them by validation accuracy,
+prunes weak ones per epoch, and stores everything in the study storage, so a killed run resumes
+and extra workers (``stages/tune.py --study NAME --worker``) can share the work. The main run then
+retrains the best configuration on the whole training split (model ``tuned_NAME``) and evaluates it
+once on the test split, exactly as the baselines are evaluated.
+"""
+
+from __future__ import annotations
+
+import gc
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+import optuna
+import pandas as pd
+import psutil
+from sklearn.model_selection import train_test_split
+
+from imdb_rnn.config import ModelSection, Params, model_section
+from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.evaluation import EvaluationPaths
+from imdb_rnn.io import atomic_paths, write_json
+from imdb_rnn.modeling import Stopping, fit, recipe_for
+from imdb_rnn.pipeline.evaluate import evaluate
+from imdb_rnn.layout import tuned_name
+from imdb_rnn.pipeline.train import TrainPaths, train
+from imdb_rnn.search import study as tuning
+from imdb_rnn.tracking import runs as tracking
+
+# How often the main run looks again while other workers still run trials of the study.
+WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class TunePaths:
+    data_dir: Path
+    best_json: Path  # best params and value, counts (a DVC metric)
+    trials_csv: Path  # every trial, with best-so-far (DVC plots data)
+    model_dir: Path  # the retrained best model
+    history_csv: Path  # per-epoch history of the retrained model
+    train_json: Path  # its training summary
+    evaluation: EvaluationPaths  # its test metrics, ROC points, predictions
+
+
+def subsample(sequences: Sequences, size: int | None, seed: int) -> Sequences:
+    """A stratified subsample of ``size`` reviews (all of them if size is None or too big)."""
+    if size is None or size >= len(sequences):
+        return sequences
+    index, _ = train_test_split(np.arange(len(sequences)), train_size=size,
+                                stratify=sequences.labels, random_state=seed)
+    return sequences.subset(np.sort(index))
+
+
+class _TrialCallback(keras.callbacks.Callback):
+    """Report each epoch's validation accuracy to Optuna, log it to the trial's MLflow run, and
+    stop training when the pruner says so (the objective then raises TrialPruned)."""
+
+    def __init__(self, trial: optuna.Trial, run: tracking.Run) -> None:
+        super().__init__()
+        self.trial, self.run, self.pruned = trial, run, False
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        logs = logs or {}
+        self.run.log_metrics(dict(logs), step=epoch + 1)
+        self.trial.report(float(logs["val_accuracy"]), step=epoch + 1)
+        if self.trial.should_prune():
+            self.pruned = True
+            self.model.stop_training = True
+
+
+class Objective:
+    """One study's trial function: data loaded once, a fresh Keras session per trial."""
+
+    def __init__(self, params: Params, name: str, data_dir: Path,
+                 experiment: tracking.Experiment, parent: tracking.Run) -> None:
+        self.params, self.name = params, name
+        self.study = params.tune.studies[name]
+        self.base = model_section(params, self.study.model)
+        tune = params.tune
+        self.train = subsample(load_sequences(data_dir / "train.npz"), tune.subsample, tune.seed)
+        self.val = load_sequences(data_dir / "val.npz")
+        self.vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+        # Pretrained vectors are read once; trials cannot change the file or its dimension.
+        self.embedding, _ = initial_embedding(self.base, self.vocabulary, tune.seed)
+        self.experiment, self.parent = experiment, parent
+        self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
+        self.tags |= {"sampler": self.study.sampler}
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        tune = self.params.tune
+        values = tuning.suggest(trial, tune.space[self.study.model], self.base)
+        section = tuning.with_values(self.base, values, epochs=tune.epochs)
+        seed = tune.seed + trial.number
+        run = tracking.start_child_run(
+            self.experiment, self.parent, f"{self.name}-trial-{trial.number:03d}",
+            self.tags | {"optuna_trial": str(trial.number), "worker": tuning.worker_id()},
+            tracking.run_params(self.params, self.study.model, section)
+            | {"seed": seed, "patience": tune.patience, "trial": trial.number,
+               "train_reviews": len(self.train)})
+        trial.set_user_attr("mlflow_run_id", run.id)
+        callback = _TrialCallback(trial, run)
+        state = "FAIL"
+        try:
+            result = fit(recipe_for(section), self.train, self.val,
+                         vocab_size=len(self.vocabulary), seed=seed,
+                         stopping=Stopping(self.params.train.monitor, tune.patience),
+                         callbacks=[callback], verbose=0, embedding=self.embedding)
+            value = max(row["val_accuracy"] for row in result.history)
+            trial.set_user_attr("epochs_run", len(result.history))
+            trial.set_user_attr("best_epoch", result.best_epoch)
+            trial.set_user_attr("seconds", round(result.seconds, 2))
+            del result
+            keras.backend.clear_session()
+            gc.collect()
+            trial.set_user_attr("rss_mb", round(psutil.Process().memory_info().rss / 2**20, 1))
+            run.log_metrics({"best_val_accuracy": value})
+            if callback.pruned:
+                state = "PRUNED"
+                raise optuna.TrialPruned()
+            state = "COMPLETE"
+            return value
+        finally:
+            run.set_tags({"trial_state": state})
+            run.end(tracking.TRIAL_STATUS[state])
+
+
+def _close_dead_runs(study: optuna.Study, numbers: list[int], experiment: tracking.Experiment,
+                     parent: tracking.Run) -> None:
+    """The MLflow runs of trials whose worker died: FAILED instead of RUNNING forever.
+
+    A run is found by the id recorded in its trial or, when the worker died before recording
+    it, by the trial's tags.
+    """
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number not in numbers:
+            continue
+        run_ids = {r.id for r in tracking.running_trial_runs(experiment, parent, trial.number)}
+        if trial.user_attrs.get("mlflow_run_id"):
+            run_ids.add(trial.user_attrs["mlflow_run_id"])
+        for run_id in sorted(run_ids):
+            run = tracking.Run(experiment.client, run_id)
+            run.set_tags({"trial_state": "FAIL", "fail_reason": "worker died during the trial"})
+            run.end("FAILED")
+
+
+def trials_table(study: optuna.Study) -> pd.DataFrame:
+    """Every trial of the study in number order, with the best-so-far validation accuracy."""
+    rows = []
+    best = -math.inf
+    elapsed = 0.0
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        if t.user_attrs.get("fail_reason", "").startswith("surplus"):
+            continue  # a claim lost in a race between workers, never trained
+        if t.state == optuna.trial.TrialState.COMPLETE:
+            best = max(best, t.value)
+        elapsed += t.user_attrs.get("seconds", 0.0)
+        rows.append({"trial": t.number, "state": t.state.name, "value": t.value,
+                     "best_so_far": best if best > -math.inf else None,
+                     "epochs_run": t.user_attrs.get("epochs_run"),
+                     "seconds": t.user_attrs.get("seconds"), "elapsed_seconds": round(elapsed, 2),
+                     **{f"param_{k}": v for k, v in t.params.items()},
+                     "retry_of": t.user_attrs.get("retry_of"),
+                     "rss_mb": t.user_attrs.get("rss_mb"), "worker": t.user_attrs.get("worker"),
+                     "mlflow_run_id": t.user_attrs.get("mlflow_run_id")})
+    return pd.DataFrame(rows)
+
+
+def param_importances(study: optuna.Study) -> dict[str, float] | None:
+    """Optuna's fANOVA importance of each searched param for validation accuracy (complete
+    trials; None with fewer than two, or when every trial scored the same)."""
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    if len(complete) < 2 or len({t.value for t in complete}) < 2:
+        return None
+    try:
+        importances = optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError):  # e.g. a param that never varied
+        return None
+    return {k: round(float(v), 4) for k, v in importances.items()}
+
+
+def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> tuple:
+    """Run trials of study ``name`` until it has ``n_trials`` finished ones (or time is up).
+
+    Returns (study, MLflow experiment, parent run, loop result). A ``worker`` leaves the parent
+    run RUNNING for the main run to finish.
+    """
+    tune = params.tune
+    if name not in tune.studies:
+        raise PipelineError(f"params.yaml: tune.studies has no study {name!r}; valid: "
+                            f"{', '.join(tune.studies) or '(none)'}")
+    spec = tune.studies[name]
+    base = model_section(params, spec.model)
+    experiment = tracking.connect(params.mlflow, tune.experiment)
+    storage = tuning.open_storage(tuning.storage_url(tune))
+    full_name = tuning.study_name(name, spec, tune, base)
+    study = tuning.open_study(full_name, storage, spec.sampler, tune)
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    if parent_id is None:
+        parent = tracking.study_parent_run(
+            experiment, full_name, f"{name} (study)",
+            tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
+            | {"sampler": spec.sampler})
+        study.set_user_attr("mlflow_parent_run_id", parent.id)
+        parent.log_params({"study": full_name, "sampler": spec.sampler,
+                                         "model": spec.model, "family": base.family,
+                                         "n_trials": tune.n_trials, "epochs": tune.epochs,
+                                         "subsample": tune.subsample, "pruner": tune.pruner,
+                                         "storage": tuning.storage_url(tune)})
+    else:
+        parent = tracking.Run(experiment.client, parent_id)
+        if not worker:
+            parent.set_tags({"status_note": "resumed"})
+    objective = Objective(params, name, data_dir, experiment, parent)
+    start = time.perf_counter()
+    try:
+        while True:
+            _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+            remaining = (None if tune.timeout is None
+                         else max(tune.timeout - (time.perf_counter() - start), 0.0))
+            loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining)
+            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if worker or loop.stopped_by == "timeout" or not running:
+                break
+            print(f"tune@{name}: waiting for {len(running)} trial(s) of other workers: "
+                  f"{', '.join(str(t.user_attrs.get('worker')) for t in running)}", flush=True)
+            time.sleep(WAIT_SECONDS)
+    except BaseException:
+        if not worker:  # the study can be resumed; its parent run says this run failed
+            parent.end("FAILED")
+        raise
+    loop.seconds = time.perf_counter() - start
+    return study, experiment, parent, loop
+
+
+def tune(params: Params, name: str, paths: TunePaths) -> dict:
+    """The stage: run the study, retrain and evaluate its best configuration, write results."""
+    study, experiment, parent, loop = work(params, name, paths.data_dir)
+    tune = params.tune
+    spec = tune.studies[name]
+    base = model_section(params, spec.model)
+    counts = tuning.counts(study)
+    try:
+        best = study.best_trial
+    except ValueError:
+        parent.end("FAILED")
+        raise PipelineError(f"tune@{name}: no trial completed ({counts}); nothing to retrain") from None
+    table = trials_table(study)
+    finished = table[table["state"].isin(["COMPLETE", "PRUNED"])]
+    pruned = finished[finished["state"] == "PRUNED"]
+    summary = {
+        "study": study.study_name, "model": spec.model, "family": base.family,
+        "sampler": spec.sampler, "pruner": tune.pruner,
+        "storage": tuning.storage_url(tune),
+        "best_trial": best.number, "best_val_accuracy": best.value, "best_params": best.params,
+        "trials_complete": counts["complete"], "trials_pruned": counts["pruned"],
+        "trials_failed": int((table["state"] == "FAIL").sum()),
+        "stopped_by": loop.stopped_by,
+        "trial_seconds": round(float(finished["seconds"].sum()), 1),
+        "wall_seconds": round(loop.seconds, 1),
+        "epochs_run": int(finished["epochs_run"].sum()),
+        "epochs_budget": int(len(finished) * tune.epochs),
+        "epochs_saved_by_pruning": int((tune.epochs - pruned["epochs_run"]).sum()),
+        "rss_mb_first_last": [table["rss_mb"].dropna().iloc[0], table["rss_mb"].dropna().iloc[-1]]
+        if table["rss_mb"].notna().any() else None,
+    }
+    summary["param_importances"] = param_importances(study)
+    best_run = best.user_attrs.get("mlflow_run_id")
+    parent.log_metrics({"best_val_accuracy": best.value, "trials_complete": counts["complete"],
+                        "trials_pruned": counts["pruned"]})
+    parent.log_params({f"best_{k}": v for k, v in best.params.items()})
+    parent.set_tags({
+        "best_trial": str(best.number), "best_run_id": str(best_run),
+        "mlflow.note.content": f"Best trial: [{best.number}]"
+                               f"({experiment.link(str(best_run))}), "
+                               f"validation accuracy {best.value:.4f}."})
+
+    # The best configuration, trained as a baseline is: whole training split, base epochs.
+    model_name = tuned_name(name)
+    section: ModelSection = tuning.with_values(base, best.params)
+    train_paths = TrainPaths(paths.data_dir, paths.model_dir, paths.history_csv, paths.train_json)
+    trained = train(params, model_name, train_paths, section=section, experiment=tune.experiment,
+                    stage=f"tune@{name}", extra_tags={"mlflow.parentRunId": parent.id,
+                                                      "run_kind": "retrained_best",
+                                                      "sampler": spec.sampler})
+    evaluated = evaluate(params, model_name, paths.model_dir, paths.data_dir, paths.evaluation,
+                         experiment=tune.experiment)
+    summary |= {"retrained_val_accuracy": trained["best_val_accuracy"],
+                "test_accuracy": evaluated["accuracy"]}
+    with atomic_paths(paths.trials_csv, paths.best_json) as (trials_tmp, best_tmp):
+        table.to_csv(trials_tmp, index=False, float_format="%.5f")
+        write_json(best_tmp, summary)
+    parent.log_metrics({"test_accuracy": evaluated["accuracy"]})
+    parent.end("FINISHED")
+    return summary

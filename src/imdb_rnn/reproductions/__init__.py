@@ -1,0 +1,1 @@
+"""Classic textbook recipes (presets) run as published, beside their published numbers."""

@@ -1,0 +1,260 @@
+"""Optuna pieces of the search: storage, sampler, pruner, search space, the trial loop.
+
+Trial parameter names are the keys of a ``train.models`` section, so a trial's values
+(``trial.params``) update the base section directly and the best trial rebuilds its model.
+
+Resuming and several workers: every trial records the worker that runs it (host, pid, process
+start time). A worker starting on a study first fails the RUNNING trials whose worker process on
+this host is gone (killed with SIGKILL, say) and queues their params again, so they are retried
+and never left RUNNING; RDB storages also get Optuna's heartbeat, which catches dead workers on
+other machines. ``n_trials`` counts finished trials (complete and pruned) over every run and
+worker: each worker claims a trial only while fewer than ``n_trials`` are finished or running.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.config.params import (ChoiceDimension, ModelSection, RangeDimension, StudyParams,
+                             TuneParams)
+
+STORAGE_ENV = "IMDB_TUNE_STORAGE"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+# Heartbeat of RDB storages: a trial whose worker is silent this long is failed and retried.
+HEARTBEAT_SECONDS = 30
+GRACE_SECONDS = 120
+
+
+def storage_url(tune: TuneParams) -> str:
+    """The study storage: IMDB_TUNE_STORAGE if set, else ``tune.storage``."""
+    return os.environ.get(STORAGE_ENV) or tune.storage
+
+
+def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """``journal:PATH`` -> a journal file (file lock); anything else -> an RDB URL with heartbeat."""
+    try:
+        if url.startswith("journal:"):
+            path = Path(url.removeprefix("journal:"))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            backend = optuna.storages.journal.JournalFileBackend(
+                str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path)))
+            return optuna.storages.JournalStorage(backend)
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                heartbeat_stale_trial_callback=retry)
+    except Exception as error:  # bad URL, driver missing, server down, unreadable journal
+        reason = " ".join(str(error).split())[:200]
+        raise PipelineError(f"Optuna storage {url} cannot be opened: "
+                            f"{type(error).__name__}: {reason}") from None
+
+
+def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+    try:
+        import torch  # noqa: F401  (GPSampler's dependency)
+    except ImportError:
+        raise PipelineError("sampler 'gp' (GPSampler) needs PyTorch: pip install torch") from None
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+
+
+def make_pruner(tune: TuneParams) -> optuna.pruners.BasePruner:
+    if tune.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=tune.n_startup_trials,
+                                           n_warmup_steps=tune.pruner_warmup_epochs)
+    if tune.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=tune.epochs,
+                                              reduction_factor=3)
+    return optuna.pruners.NopPruner()
+
+
+def study_name(name: str, study: StudyParams, tune: TuneParams, base: ModelSection) -> str:
+    """``NAME-<hash>``: a changed space, base section or trial budget starts a new study.
+
+    n_trials and timeout are left out, so raising them continues the same study.
+    """
+    identity = {"study": study.model_dump(), "base": base.model_dump(),
+                "space": {k: v.model_dump() for k, v in tune.space[study.model].items()},
+                "seed": tune.seed, "epochs": tune.epochs, "patience": tune.patience,
+                "subsample": tune.subsample, "pruner": tune.pruner,
+                "n_startup_trials": tune.n_startup_trials,
+                "pruner_warmup_epochs": tune.pruner_warmup_epochs}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{name}-{digest}"
+
+
+def open_study(name: str, storage: optuna.storages.BaseStorage, sampler_kind: str,
+               tune: TuneParams) -> optuna.Study:
+    return optuna.create_study(
+        study_name=name, storage=storage, direction="maximize", load_if_exists=True,
+        sampler=make_sampler(sampler_kind, tune.seed, tune.n_startup_trials),
+        pruner=make_pruner(tune))
+
+
+def suggest(trial: optuna.Trial, space: Mapping[str, RangeDimension | ChoiceDimension],
+            base: ModelSection) -> dict[str, Any]:
+    """The trial's values: integer or float ranges as the base section's field is typed."""
+    values: dict[str, Any] = {}
+    for key, dim in space.items():
+        if isinstance(dim, ChoiceDimension):
+            values[key] = trial.suggest_categorical(key, dim.choices)
+        elif isinstance(getattr(base, key), int) and not isinstance(getattr(base, key), bool):
+            step = int(dim.step) if dim.step is not None else 1
+            values[key] = trial.suggest_int(key, int(dim.low), int(dim.high), step=step,
+                                            log=dim.log)
+        else:
+            values[key] = trial.suggest_float(key, dim.low, dim.high, step=dim.step, log=dim.log)
+    return values
+
+
+def with_values(base: ModelSection, values: Mapping[str, Any], **overrides: Any) -> ModelSection:
+    """The base section with trial values (validated like params.yaml)."""
+    data = base.model_dump() | dict(values) | overrides
+    return type(base).model_validate(data)
+
+
+# --- workers -----------------------------------------------------------------------------------
+
+def _process_start(pid: int) -> str:
+    """A token that tells a live process from a later one reusing its pid (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def worker_id() -> str:
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+
+
+def _worker_alive(worker: str) -> bool | None:
+    """True/False for a worker on this host; None when it ran elsewhere (cannot tell)."""
+    try:
+        host, pid, start = worker.split(":")
+    except ValueError:
+        return None
+    if host != socket.gethostname():
+        return None
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return _process_start(int(pid)) == start
+
+
+def recover_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail RUNNING trials whose worker on this host is gone; queue their params again.
+
+    Returns the numbers of the trials failed. Heartbeat storages also fail stale trials of
+    workers on other machines (Optuna's own mechanism).
+    """
+    if isinstance(study._storage, optuna.storages.RDBStorage):  # noqa: SLF001  heartbeat on
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+    failed = []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = trial.user_attrs.get("worker")
+        if worker is None or _worker_alive(worker) is not False:
+            continue
+        storage = study._storage  # noqa: SLF001  (Optuna has no public API to fail a trial)
+        trial_id = trial._trial_id  # noqa: SLF001
+        try:
+            storage.set_trial_user_attr(trial_id, "fail_reason",
+                                        f"worker {worker} died while running it")
+            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker recovered it first
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
+                            skip_if_exists=False)
+        failed.append(trial.number)
+    return failed
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    return {state.name.lower(): states.count(state) for state in TrialState}
+
+
+def _claimable(study: optuna.Study, n_trials: int) -> bool:
+    busy = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    return len(busy) < n_trials
+
+
+def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
+    """True if other workers claimed the last trials first (a race between checks)."""
+    busy = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
+    earlier = sum(1 for t in busy if t.number < trial.number)
+    return earlier >= n_trials
+
+
+@dataclass
+class LoopResult:
+    ran: int  # trials this worker finished (complete, pruned or failed)
+    stopped_by: str  # "n_trials" or "timeout"
+    seconds: float
+
+
+def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *,
+               n_trials: int, timeout: float | None) -> LoopResult:
+    """Ask/tell loop of one worker until ``n_trials`` finished trials exist or time runs out.
+
+    The objective raises ``optuna.TrialPruned`` for a pruned trial; any other exception fails
+    the trial (recorded with its message) and ends the loop with that error.
+    """
+    start = time.perf_counter()
+    ran = 0
+    me = worker_id()
+    while True:
+        if timeout is not None and time.perf_counter() - start >= timeout:
+            return LoopResult(ran, "timeout", time.perf_counter() - start)
+        if not _claimable(study, n_trials):
+            return LoopResult(ran, "n_trials", time.perf_counter() - start)
+        trial = study.ask()
+        trial.set_user_attr("worker", me)
+        if _surplus(study, trial, n_trials):
+            trial.set_user_attr("fail_reason", "surplus: the study's last trials were claimed "
+                                               "by other workers first")
+            study.tell(trial, state=TrialState.FAIL)
+            continue
+        started = time.perf_counter()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED)
+            outcome = "pruned"
+        except BaseException as error:
+            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
+            study.tell(trial, state=TrialState.FAIL)
+            print(f"{study.study_name}: trial {trial.number} failed: {error}", flush=True)
+            raise
+        else:
+            study.tell(trial, value)
+            outcome = f"val_accuracy {value:.4f}"
+        ran += 1
+        print(f"{study.study_name}: trial {trial.number} {outcome} in "
+              f"{time.perf_counter() - started:.0f} s {trial.params}", flush=True)

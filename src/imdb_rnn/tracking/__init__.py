@@ -1,0 +1,1 @@
+"""Tracking: the one module that talks to MLflow (``imdb_rnn.tracking.runs``)."""

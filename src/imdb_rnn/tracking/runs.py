@@ -1,0 +1,305 @@
+"""The one module that talks to MLflow: the store, experiments, and runs that always close.
+
+One API, MLflow's client, with explicit run ids and no module state: :func:`connect` returns an
+:class:`Experiment`; :meth:`Experiment.run` opens a :class:`Run` that ends FINISHED, or FAILED
+when its block raises; :meth:`Experiment.attach` hands back an existing run (evaluate adding test
+metrics to its training run) without reopening it. Library functions return plain values; the
+stages record them here.
+
+Default store: ``sqlite:///mlflow.db`` in the project (no server to start). ``MLFLOW_TRACKING_URI``
+in the environment points every stage at a shared tracking server instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import yaml
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock needed for a single local process
+    fcntl = None
+
+from imdb_rnn.config import MlflowParams, ModelSection, Params, model_section
+from imdb_rnn.errors import PipelineError
+
+# Without this tag MLflow 3 opens an experiment in its GenAI view.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+
+
+def tracking_uri(params: MlflowParams) -> str:
+    """The store to use: MLFLOW_TRACKING_URI if set, else the params default."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or params.tracking_uri
+
+
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    return " ".join(str(error).split())[:limit]
+
+
+@dataclass(frozen=True)
+class Run:
+    """One MLflow run, written by id through the client (never MLflow's active-run stack)."""
+
+    client: MlflowClient
+    id: str
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Flat params, stringified as MLflow stores them."""
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), 100):  # MLflow's batch limit for params
+            self.client.log_batch(self.id, params=items[start:start + 100])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.id, metrics=[Metric(k, float(v), now, step)
+                                                for k, v in metrics.items()])
+
+    def log_history(self, history: list[dict[str, float]]) -> None:
+        """Per-epoch metrics, step = epoch number, same names for every family."""
+        for row in history:
+            self.log_metrics({k: v for k, v in row.items() if k != "epoch"},
+                             step=int(row["epoch"]))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        self.client.log_batch(self.id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.id, str(path), artifact_path=artifact_path)
+
+    def log_figure(self, figure: Any, name: str) -> None:
+        self.client.log_figure(self.id, figure, name)
+
+    def log_text(self, text: str, name: str) -> None:
+        self.client.log_text(self.id, text, name)
+
+    def log_dict(self, data: dict, name: str) -> None:
+        self.client.log_dict(self.id, data, name)
+
+    def end(self, status: str) -> None:
+        """Close the run with FINISHED, KILLED or FAILED."""
+        self.client.set_terminated(self.id, status=status)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An experiment of one tracking store; every run of a stage goes through it."""
+
+    client: MlflowClient
+    id: str
+    uri: str
+
+    @contextlib.contextmanager
+    def run(self, run_name: str, *, tags: Mapping[str, str] | None = None) -> Iterator[Run]:
+        """A new run, closed whatever happens: FINISHED, or FAILED when the block raises."""
+        try:
+            created = self.client.create_run(self.id, run_name=run_name, tags=dict(tags or {}))
+        except mlflow.exceptions.MlflowException as error:
+            raise PipelineError(f"MLflow run {run_name} cannot be started: {_one_line(error)} "
+                                f"(tracking store {self.uri})") from None
+        run = Run(self.client, created.info.run_id)
+        try:
+            yield run
+        except BaseException:
+            run.end("FAILED")
+            raise
+        run.end("FINISHED")
+
+    def attach(self, run_id: str) -> Run | None:
+        """The existing run ``run_id`` (its status untouched), or None when the store lacks it."""
+        try:
+            self.client.get_run(run_id)
+        except mlflow.exceptions.MlflowException:
+            return None
+        return Run(self.client, run_id)
+
+    def runs(self, filter_string: str, *, max_results: int = 1000,
+             order_by: list[str] | None = None) -> list[Any]:
+        return self.client.search_runs([self.id], filter_string=filter_string,
+                                       order_by=order_by, max_results=max_results)
+
+    def link(self, run_id: str) -> str:
+        """A link to a run that works inside the MLflow UI (relative to the UI's address)."""
+        return f"#/experiments/{self.id}/runs/{run_id}"
+
+    def finished_run_ids(self) -> list[str]:
+        """Ids of FINISHED runs, newest first, one per run name (the latest)."""
+        latest: dict[str, str] = {}
+        for r in self.runs("attributes.status = 'FINISHED'",
+                           order_by=["attributes.start_time DESC"]):
+            latest.setdefault(r.info.run_name, r.info.run_id)
+        return list(latest.values())
+
+
+@contextlib.contextmanager
+def updating(run: Run) -> Iterator[Run]:
+    """Write more to a finished run without reopening it (it keeps its status and end time);
+    an error in the block is tagged on it as ``update_failed``."""
+    try:
+        yield run
+    except BaseException as error:
+        run.set_tags({"update_failed": f"{type(error).__name__}: {error}"[:500]})
+        raise
+
+
+def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
+    """The experiment ``experiment`` (default ``params.experiment``) of the store, created and
+    tagged as model training if needed; the store must answer now, not after an hour of training.
+    """
+    uri = tracking_uri(params)
+    # Fail fast: one try with a short timeout instead of MLflow's minutes of retries.
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
+    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+    try:
+        client = MlflowClient(tracking_uri=uri)
+        with _store_lock(uri):
+            experiment_id = _ensure_experiment(client, experiment or params.experiment)
+    except Exception as error:  # connection refused, bad URI, locked or corrupt database
+        raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
+                            f"{type(error).__name__}: {_one_line(error, 300)}") from None
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return Experiment(client, experiment_id, uri)
+
+
+@contextlib.contextmanager
+def _store_lock(uri: str) -> Iterator[None]:
+    """For a SQLite store, one process at a time creates or migrates its tables (two tune
+    workers starting together would otherwise both try)."""
+    if not uri.startswith("sqlite:///") or fcntl is None:
+        yield
+        return
+    lock_path = Path(uri.removeprefix("sqlite:///") + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _ensure_experiment(client: MlflowClient, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    experiment_id = found.experiment_id if found else client.create_experiment(name)
+    for key, value in EXPERIMENT_KIND.items():
+        if found is None or found.tags.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+    return experiment_id
+
+
+# Uncommitted changes here make a run's code differ from its commit; changes to dvc.lock,
+# params.yaml or reports/ (which the pipeline itself rewrites) do not.
+CODE_PATHS = ("src", "stages", "dvc.yaml", "pyproject.toml", "requirements.lock")
+
+
+def git_commit() -> str:
+    """The current commit, with ``-dirty`` when the code has uncommitted changes."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                *CODE_PATHS], capture_output=True, text=True,
+                               check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{commit}-dirty" if dirty else commit
+
+
+def dvc_hash(path: str, lock_file: str = "dvc.lock") -> str:
+    """The md5 that dvc.lock records for output ``path`` (the data version), or 'unknown'."""
+    try:
+        lock = yaml.safe_load(Path(lock_file).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return "unknown"
+    for stage in (lock or {}).get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == path:
+                return str(out.get("md5", "unknown"))
+    return "unknown"
+
+
+def run_tags(name: str, family: str, stage: str, data_path: str | Path) -> dict[str, str]:
+    """Tags of every run: what it is, which code and which data (DVC hash) it used."""
+    return {"model": name, "family": family, "stage": stage, "git_commit": git_commit(),
+            "data_md5": dvc_hash(Path(data_path).as_posix())}
+
+
+def run_params(params: Params, name: str, section: ModelSection | None = None) -> dict:
+    """Every resolved param of one training run, flat, with the same names for every family.
+
+    Upstream data params are recorded too, so a run says which data it saw.
+    """
+    return {
+        "model": name,
+        **(section or model_section(params, name)).model_dump(),
+        "seed": params.train.seed,
+        "monitor": params.train.monitor,
+        "patience": params.train.patience,
+        "max_features": params.vectorize.max_features,
+        "lowercase": params.preprocess.lowercase,
+        "punctuation": params.preprocess.punctuation,
+        "split_seed": params.preprocess.split_seed,
+        "val_fraction": params.preprocess.val_fraction,
+    }
+
+
+# --- Optuna studies: one parent run per study, one nested child run per trial -----------------
+# Runs by explicit id (no active-run stack), so a worker's trial runs never mix with another
+# run, and runs of a dead worker can be closed by the next one.
+
+STUDY_TAG = "optuna_study"
+# Final MLflow status of a trial by its Optuna state: pruned trials are KILLED, never FINISHED.
+TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+
+
+def study_parent_run(experiment: Experiment, study: str, run_name: str,
+                     tags: Mapping[str, str]) -> Run:
+    """The study's parent run: found by its tag (a resumed study or another worker) or created.
+
+    It is (re)marked RUNNING while trials run.
+    """
+    found = experiment.runs(f"tags.{STUDY_TAG} = '{study}' and tags.run_kind = 'study'",
+                            order_by=["attributes.start_time ASC"], max_results=1)
+    if found:
+        run = Run(experiment.client, found[0].info.run_id)
+        experiment.client.update_run(run.id, status="RUNNING")
+        return run
+    created = experiment.client.create_run(experiment.id, run_name=run_name,
+                                           tags={**tags, STUDY_TAG: study, "run_kind": "study"})
+    return Run(experiment.client, created.info.run_id)
+
+
+def start_child_run(experiment: Experiment, parent: Run, run_name: str,
+                    tags: Mapping[str, str], params: Mapping[str, Any]) -> Run:
+    """A trial's run, nested under the study's parent run."""
+    created = experiment.client.create_run(
+        experiment.id, run_name=run_name,
+        tags={**tags, "mlflow.parentRunId": parent.id, "run_kind": "trial"})
+    run = Run(experiment.client, created.info.run_id)
+    run.log_params(params)
+    return run
+
+
+def running_trial_runs(experiment: Experiment, parent: Run, trial_number: int) -> list[Run]:
+    """A trial's runs still RUNNING, found by tags (a worker killed between creating the run
+    and recording its id in the trial leaves a run only its tags lead to)."""
+    found = experiment.runs(
+        f"tags.`mlflow.parentRunId` = '{parent.id}' and tags.optuna_trial = '{trial_number}' "
+        "and tags.run_kind = 'trial' and attributes.status = 'RUNNING'", max_results=100)
+    return [Run(experiment.client, r.info.run_id) for r in found]

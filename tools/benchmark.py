@@ -1,0 +1,257 @@
+"""Training speed, side by side: the classic Keras recipe against the pipeline's own path.
+
+For each model family, the same model (built from its ``train.models`` section, same seed and
+hyperparameters) is trained for the same number of epochs on the whole training split twice:
+
+- **classic**: every review cut and padded to ``maxlen`` as one NumPy array, ``model.fit`` with
+  default settings (shuffled batches), as the textbook examples do;
+- **pipeline**: the bucketed feed: a ``tf.data`` pipeline of length-bucketed batches
+  padded only to their longest review, prefetched.
+
+Both report training samples per second and the last epoch's validation accuracy. The rest of
+the benchmark times the data stages (in a scratch copy of the project), a no-op ``dvc repro``,
+and one search with and without pruning.
+
+Training speed benchmark: classic Keras recipe against the pipeline, per family, side by side.
+
+    python tools/benchmark.py                         # every family, 2 epochs, all sections
+    python tools/benchmark.py --models lstm gru --epochs 1 --skip-data --skip-pruning
+    python tools/benchmark.py --models simple_rnn --repeats 3 --update --skip-pruning
+                                        # one family again (median of three), into the report
+
+Needs the vectorized data and word vectors of this workspace (`dvc repro embed`); the no-op
+repro needs the whole workspace up to date. Writes reports/benchmarks.md and .json. Not a test
+and not a DVC stage: run it on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from imdb_rnn.cli import stage_main
+from imdb_rnn.config import ModelSection, Params, load_params
+from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
+from imdb_rnn.io import read_json, write_json, write_text
+from imdb_rnn.modeling import Recipe, fit, recipe_for
+
+DATA_STAGES = ("fetch", "preprocess", "vectorize")
+
+
+def machine() -> dict:
+    """What the numbers were measured on."""
+    import tensorflow as tf
+
+    cpu = next((line.split(":", 1)[1].strip() for line in
+                Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
+               platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "tensorflow": tf.__version__, "keras": keras.__version__,
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+
+def side(recipe: Recipe, train: Sequences, val: Sequences, *, vocab_size: int, seed: int,
+         embedding: np.ndarray | None) -> dict:
+    """One side of the comparison through the one fit path, no early stopping: samples/s, the
+    last and the best epoch's validation accuracy."""
+    result = fit(recipe, train, val, vocab_size=vocab_size, seed=seed, verbose=2,
+                 embedding=embedding)
+    return {"seconds": result.seconds, "samples_per_second": result.samples_per_second,
+            "val_accuracy": result.history[-1]["val_accuracy"],
+            "best_val_accuracy": max(row["val_accuracy"] for row in result.history)}
+
+
+def compare_family(params: Params, name: str, data_dir: Path, epochs: int) -> dict:
+    """Classic against pipeline for model ``name``, ``epochs`` epochs each, same seed."""
+    section = params.train.models[name].model_copy(update={"epochs": epochs})
+    train, val = (load_sequences(data_dir / f"{s}.npz") for s in ("train", "val"))
+    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+    matrix, _ = initial_embedding(section, vocabulary, params.train.seed)
+    kwargs = {"vocab_size": len(vocabulary), "seed": params.train.seed, "embedding": matrix}
+    classic = side(recipe_for(section, feed="classic"), train, val, **kwargs)
+    pipeline = side(recipe_for(section), train, val, **kwargs)
+    return {"model": name, "family": section.family, "epochs": epochs, "maxlen": section.maxlen,
+            "train_reviews": len(train), "classic": classic, "pipeline": pipeline,
+            "speedup": pipeline["samples_per_second"] / classic["samples_per_second"],
+            "val_accuracy_difference": pipeline["val_accuracy"] - classic["val_accuracy"],
+            "best_val_accuracy_difference": (pipeline["best_val_accuracy"]
+                                             - classic["best_val_accuracy"])}
+
+
+def median_repeat(results: list[dict]) -> dict:
+    """Of repeated comparisons of one family, the one with the median speed-up, listing all.
+
+    A shared 2-core machine swings by a third from minute to minute; repeats (each classic
+    then pipeline, back to back) show that spread instead of hiding it in one number.
+    """
+    ranked = sorted(results, key=lambda r: r["speedup"])
+    return {**ranked[(len(ranked) - 1) // 2], "speedups": [r["speedup"] for r in results]}
+
+
+def _timed(args: list[str], cwd: Path) -> float:
+    from smoke import tool_env
+
+    start = time.perf_counter()
+    subprocess.run(args, cwd=cwd, env=tool_env(), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def data_stage_seconds(root: Path) -> dict[str, float]:
+    """Seconds of each data stage, run one by one in a scratch copy of the project."""
+    from smoke import scratch_project
+
+    with tempfile.TemporaryDirectory(prefix="imdb-bench-") as scratch:
+        work = Path(scratch) / "project"
+        scratch_project(root, work, io.StringIO(), "full")
+        return {stage: _timed(["dvc", "repro", "--single-item", stage], work)
+                for stage in DATA_STAGES}
+
+
+def noop_repro_seconds(root: Path, repeats: int = 5) -> list[float]:
+    """Seconds of each of ``repeats`` ``dvc repro`` runs with nothing to do (the workspace must
+    be up to date)."""
+    status = subprocess.run(["dvc", "status", "--json"], cwd=root, capture_output=True,
+                            text=True, check=True)
+    if status.stdout.strip() not in ("{}", ""):
+        raise RuntimeError("the workspace is not up to date: run dvc repro first")
+    return [_timed(["dvc", "repro"], root) for _ in range(repeats)]
+
+
+def pruning_comparison(params: Params, study: str, data_dir: Path, n_trials: int) -> dict:
+    """One study of ``n_trials`` trials with the params' pruner and without pruning."""
+    from imdb_rnn.pipeline.tune import work
+
+    out = {}
+    with tempfile.TemporaryDirectory(prefix="imdb-bench-") as scratch:
+        for pruner in (params.tune.pruner, "none"):
+            tune = params.tune.model_copy(update={
+                "pruner": pruner, "n_trials": n_trials, "timeout": None,
+                "storage": f"journal:{scratch}/{pruner}.journal",
+                "experiment": "imdb-benchmarks"})
+            found, _, _, loop = work(params.model_copy(update={"tune": tune}), study, data_dir)
+            trials = [t for t in found.trials if t.state.is_finished()]
+            complete = [t for t in trials if t.value is not None
+                        and t.state.name == "COMPLETE"]
+            out[pruner] = {
+                "trials": len(trials), "pruned": sum(t.state.name == "PRUNED" for t in trials),
+                "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
+                "epochs_budget": len(trials) * tune.epochs,
+                "seconds": round(loop.seconds, 1),
+                "best_val_accuracy": max((t.value for t in complete), default=None)}
+    return out
+
+
+def markdown(report: dict) -> str:
+    """``reports/benchmarks.md``: the machine, the side-by-side table, data stages, pruning."""
+    m = report["machine"]
+    lines = ["# Benchmarks", "",
+             f"Machine: {m['cores']} cores ({m['cpu']}), Python {m['python']}, TensorFlow "
+             f"{m['tensorflow']}, Keras {m['keras']}, GPU: {', '.join(m['gpus']) or 'none'}. "
+             f"Command: `{report['command']}`.", "",
+             "## Training: classic Keras recipe against the pipeline", "",
+             "Same model, seed and hyperparameters, same epochs, whole training split; "
+             "samples/s = training reviews x epochs / seconds of `fit`; validation accuracy of "
+             "the last epoch and of the best epoch (best val).", "",
+             "| model | epochs | maxlen | classic samples/s | pipeline samples/s | speed-up | "
+             "classic val acc | pipeline val acc | difference | classic best val | "
+             "pipeline best val | difference (best) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in report["families"]:
+        c, p = r["classic"], r["pipeline"]
+        best = ("- | - | -" if "best_val_accuracy" not in c else
+                f"{c['best_val_accuracy']:.2%} | {p['best_val_accuracy']:.2%} | "
+                f"{r['best_val_accuracy_difference'] * 100:+.2f} pts")
+        speedup = f"{r['speedup']:.2f}x"
+        if len(r.get("speedups", [])) > 1:
+            speedup += f" (median of {', '.join(f'{x:.2f}' for x in r['speedups'])})"
+        lines.append(f"| {r['model']} | {r['epochs']} | {r['maxlen']} | "
+                     f"{c['samples_per_second']:,.0f} | {p['samples_per_second']:,.0f} | "
+                     f"{speedup} | {c['val_accuracy']:.2%} | {p['val_accuracy']:.2%} | "
+                     f"{r['val_accuracy_difference'] * 100:+.2f} pts | {best} |")
+    if report.get("data_stages"):
+        total = sum(report["data_stages"].values())
+        lines += ["", "## Data stages", "",
+                  "| stage | seconds |", "|---|---|",
+                  *[f"| {k} | {v:.1f} |" for k, v in report["data_stages"].items()],
+                  f"| **together** | **{total:.1f}** |"]
+    if report.get("noop_repro_seconds") is not None:
+        runs = report["noop_repro_seconds"]
+        lines += ["", f"No-op `dvc repro` (everything up to date): median "
+                      f"{statistics.median(runs):.1f} s of {len(runs)} runs "
+                      f"({', '.join(f'{x:.1f}' for x in runs)} s)."]
+    if report.get("pruning"):
+        lines += ["", f"## Pruning ({report['pruning_study']})", "",
+                  "| pruner | trials | pruned | epochs run / budget | epochs saved | seconds | "
+                  "best val acc |", "|---|---|---|---|---|---|---|"]
+        for pruner, r in report["pruning"].items():
+            saved = 1 - r["epochs_run"] / r["epochs_budget"] if r["epochs_budget"] else 0.0
+            best = "-" if r["best_val_accuracy"] is None else f"{r['best_val_accuracy']:.2%}"
+            lines.append(f"| {pruner} | {r['trials']} | {r['pruned']} | {r['epochs_run']} / "
+                         f"{r['epochs_budget']} | {saved:.0%} | {r['seconds']:.0f} | {best} |")
+    return "\n".join(lines) + "\n"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--data", type=Path, default=Path("data/vectorized"))
+    parser.add_argument("--models", nargs="+", help="keys of train.models (default: all)")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--study", default="lstm_tpe", help="tune.studies key for pruning")
+    parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="comparisons per family; the table shows the median speed-up")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the families and sections of the existing report that this "
+                             "run does not measure")
+    parser.add_argument("--skip-data", action="store_true")
+    parser.add_argument("--skip-pruning", action="store_true")
+    parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
+    args = parser.parse_args()
+    params = load_params(args.params)
+    command = " ".join(["python tools/benchmark.py", *sys.argv[1:]])
+    report = {"command": command, "machine": machine(), "families": []}
+    previous = args.out.with_suffix(".json")
+    if args.update and previous.is_file():  # keep what this run does not measure again
+        report = {**read_json(previous, "benchmark report"), "machine": report["machine"]}
+        report["command"] = f"{report['command']}`, then `{command}"
+        again = set(args.models or params.train.models)
+        report["families"] = [f for f in report["families"] if f["model"] not in again]
+    for name in args.models or list(params.train.models):
+        repeats = []
+        for _ in range(args.repeats):
+            repeats.append(compare_family(params, name, args.data, args.epochs))
+            print(f"benchmark {name}: {repeats[-1]['speedup']:.2f}x, val accuracy "
+                  f"{repeats[-1]['val_accuracy_difference'] * 100:+.2f} pts", flush=True)
+        report["families"].append(median_repeat(repeats))
+    order = list(params.train.models)
+    report["families"].sort(key=lambda f: order.index(f["model"]) if f["model"] in order else 99)
+    if not args.skip_data:
+        report["data_stages"] = data_stage_seconds(ROOT)
+        report["noop_repro_seconds"] = noop_repro_seconds(ROOT)
+    if not args.skip_pruning:
+        report["pruning_study"] = f"{args.study}, {args.trials} trials"
+        report["pruning"] = pruning_comparison(params, args.study, args.data, args.trials)
+    write_json(args.out.with_suffix(".json"), report)
+    write_text(args.out, markdown(report))
+    print(markdown(report))
+
+
+if __name__ == "__main__":
+    stage_main(main)

@@ -1,0 +1,134 @@
+"""The MLflow UI, checked in a real browser: start the server on a store, render pages headless.
+
+    python tools/mlflow_ui.py --screenshot reports/mlflow_compare.png
+
+starts ``mlflow server`` on the project's store, opens the compare view of the baseline runs in
+headless Chromium (Debian's ``chromium``), saves a screenshot and prints what the page shows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from imdb_rnn.errors import PipelineError
+
+BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+
+
+def browser() -> str | None:
+    """Path of a Chromium-family browser, or None."""
+    return next((path for name in BROWSERS if (path := shutil.which(name))), None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serve(store_uri: str, *, timeout: float = 90.0) -> Iterator[str]:
+    """Run ``mlflow server`` on ``store_uri`` at a free localhost port; yield its base URL."""
+    port = _free_port()
+    log = tempfile.TemporaryFile()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
+         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.seek(0)
+                tail = log.read().decode(errors="replace")[-500:]
+                raise PipelineError(f"mlflow server on {store_uri} did not start: {tail}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def experiment_url(base: str, experiment_id: str) -> str:
+    """The experiment's runs table (its bare URL opens MLflow 3's GenAI overview)."""
+    return f"{base}/#/experiments/{experiment_id}/runs"
+
+
+def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
+    runs = quote(json.dumps(list(run_ids)))
+    return f"{base}/#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]))}"
+
+
+def render(url: str, *, screenshot: Path | None = None, size: str = "1500,1600",
+           wait_ms: int = 20000) -> str:
+    """The page's visible text after the app has rendered (headless Chromium)."""
+    path = browser()
+    if path is None:
+        raise PipelineError("no Chromium browser found (Debian: apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as profile:
+        common = [path, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}",
+                  f"--window-size={size}", f"--virtual-time-budget={wait_ms}"]
+        dom = subprocess.run([*common, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=180).stdout
+        if screenshot is not None:
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run([*common, f"--screenshot={screenshot}", url], capture_output=True,
+                           timeout=180, check=True)
+    text = re.sub(r"<style[^>]*>.*?</style>|<script[^>]*>.*?</script>", " ", dom, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", text)).strip()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from imdb_rnn.tracking import runs as tracking
+    from imdb_rnn.config import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--experiment", default=None, help="default: mlflow.experiment")
+    parser.add_argument("--runs", type=int, default=4, help="how many runs to compare")
+    parser.add_argument("--screenshot", type=Path, default=Path("reports/mlflow_compare.png"))
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    experiment = tracking.connect(params.mlflow, args.experiment)
+    store, experiment_id = experiment.uri, experiment.id
+    run_ids = experiment.finished_run_ids()[: args.runs]
+    if len(run_ids) < 2:
+        raise PipelineError(f"experiment {experiment_id} has fewer than two finished runs")
+    with serve(store) as base:
+        start = time.perf_counter()
+        text = render(compare_url(base, experiment_id, run_ids), screenshot=args.screenshot)
+    print(f"compare view of {len(run_ids)} runs rendered in {time.perf_counter() - start:.0f} s "
+          f"-> {args.screenshot}\n{text[:600]}")
+
+
+if __name__ == "__main__":
+    from imdb_rnn.cli import stage_main
+
+    stage_main(lambda: main())
