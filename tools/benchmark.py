@@ -41,7 +41,7 @@ import keras
 import numpy as np
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.config import ModelSection, Params, load_params
+from imdb_rnn.config import Params, load_params
 from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
 from imdb_rnn.io import read_json, write_json, write_text
 from imdb_rnn.modeling import Recipe, fit, recipe_for

@@ -27,14 +27,16 @@ from imdb_rnn.cli import stage_main
 from imdb_rnn.config import load_params
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.io import read_json
+from imdb_rnn.layout import Reports
 
 def accuracies_of(reports: Path) -> dict[str, float]:
     """Test accuracy of every model evaluated under ``reports/evaluate``."""
-    folder = Path(reports) / "evaluate"
+    layout = Reports(Path(reports))
+    folder = layout.evaluated
     if not folder.is_dir():
         raise PipelineError(f"{folder}: no evaluate folder (not a reports/ folder of a run)")
-    found = {path.parent.name: float(read_json(path, "test metrics")["accuracy"])
-             for path in sorted(folder.glob("*/metrics.json"))}
+    found = {name: float(read_json(layout.test_metrics(name), "test metrics")["accuracy"])
+             for name in layout.evaluated_models()}
     if not found:
         raise PipelineError(f"{folder}: no */metrics.json in it")
     return found

@@ -36,6 +36,7 @@ import yaml
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config import parse_params
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.layout import Reports
 
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore")
 PIPELINE_FOLDERS = ("stages", "src")
@@ -144,8 +145,9 @@ def check_outputs(workdir: Path, log) -> SmokeResult:
         if path.is_file():
             check_report_file(path)
             result.checked.append(str(path.relative_to(workdir)))
-    for path in sorted((workdir / "reports" / "evaluate").glob("*/metrics.json")):
-        result.test_accuracy[path.parent.name] = json.loads(path.read_text())["accuracy"]
+    layout = Reports(workdir / "reports")
+    for name in layout.evaluated_models():
+        result.test_accuracy[name] = json.loads(layout.test_metrics(name).read_text())["accuracy"]
     if not result.test_accuracy:
         raise PipelineError(f"{workdir / 'reports/evaluate'}: no model was evaluated")
     return result

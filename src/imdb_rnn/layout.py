@@ -38,8 +38,13 @@ class Reports:
     def history(self, model: str) -> Path:
         return self.train_dir(model) / HISTORY
 
+    @property
+    def evaluated(self) -> Path:
+        """The folder of every model's test metrics."""
+        return self.root / "evaluate"
+
     def evaluate_dir(self, model: str) -> Path:
-        return self.root / "evaluate" / model
+        return self.evaluated / model
 
     def test_metrics(self, model: str) -> Path:
         return self.evaluate_dir(model) / TEST_METRICS
@@ -52,7 +57,7 @@ class Reports:
 
     def evaluated_models(self) -> list[str]:
         """Every model with test metrics, by name."""
-        return sorted(p.parent.name for p in (self.root / "evaluate").glob(f"*/{TEST_METRICS}"))
+        return sorted(p.parent.name for p in self.evaluated.glob(f"*/{TEST_METRICS}"))
 
     def seeds(self, model: str) -> Path:
         return self.root / "seeds" / f"{model}.json"

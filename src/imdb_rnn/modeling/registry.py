@@ -5,9 +5,11 @@ batches of any length: the training path passes it from the input shape, never f
 section) and keyword-only architecture hyperparameters whose names equal the architecture keys
 of the family's section in ``params.yaml`` (and the Optuna trial parameter names), so best
 params rebuild a model directly. The classic recipes of ``imdb_rnn.reproductions`` add their
-builders here with :func:`register`. Inputs are right-padded token ids (id 0 = padding). Recurrent families mask the
-padding; with their defaults (tanh/sigmoid, ``recurrent_dropout=0``, ``unroll=False``, right
-padding) LSTM and GRU stay eligible for the fast cuDNN kernel on a GPU. A non-zero
+builders here with :func:`register`.
+
+Inputs are right-padded token ids (id 0 = padding). Recurrent families mask the padding; with
+tanh/sigmoid, ``recurrent_dropout=0``, ``unroll=False`` and right padding, LSTM and GRU stay
+eligible for the fast cuDNN kernel on a GPU. A non-zero
 ``recurrent_dropout`` or ``padding: pre`` switches that kernel off.
 """
 
@@ -123,9 +125,9 @@ def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], lay
 
 
 def _recurrent(family: str, *, vocab_size: int, sequence_length: int | None, embedding_dim: int,
-               dropout: float,
-               units: int, num_layers: int, recurrent_dropout: float, pooling: str,
-               embedding_trainable: bool, bidirectional: bool = False) -> keras.Model:
+               dropout: float, units: int, num_layers: int, recurrent_dropout: float,
+               pooling: str, embedding_trainable: bool, bidirectional: bool = False
+               ) -> keras.Model:
     cell = _CELLS[family]
     inputs = token_input(sequence_length)
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True,
@@ -145,49 +147,46 @@ def _recurrent(family: str, *, vocab_size: int, sequence_length: int | None, emb
     return keras.Model(inputs, _output(x), name=name)
 
 
-def build_simple_rnn(*, vocab_size: int, sequence_length: int | None,
-                     embedding_dim: int, dropout: float,
-                     units: int, num_layers: int, recurrent_dropout: float,
+def build_simple_rnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+                     dropout: float, units: int, num_layers: int, recurrent_dropout: float,
                      pooling: str, embedding_trainable: bool) -> keras.Model:
     """Embedding, ``num_layers`` stacked SimpleRNN, sigmoid output."""
     return _recurrent("simple_rnn", vocab_size=vocab_size, sequence_length=sequence_length,
                       embedding_dim=embedding_dim, dropout=dropout, units=units,
-                      num_layers=num_layers, recurrent_dropout=recurrent_dropout, pooling=pooling,
-                      embedding_trainable=embedding_trainable)
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout,
+                      pooling=pooling, embedding_trainable=embedding_trainable)
 
 
-def build_lstm(*, vocab_size: int, sequence_length: int | None,
-                     embedding_dim: int, dropout: float, units: int,
-               num_layers: int, recurrent_dropout: float,
+def build_lstm(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+               dropout: float, units: int, num_layers: int, recurrent_dropout: float,
                pooling: str, embedding_trainable: bool) -> keras.Model:
     """Embedding, ``num_layers`` stacked LSTM, sigmoid output."""
-    return _recurrent("lstm", vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
-                      dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling,
-                      embedding_trainable=embedding_trainable)
+    return _recurrent("lstm", vocab_size=vocab_size, sequence_length=sequence_length,
+                      embedding_dim=embedding_dim, dropout=dropout, units=units,
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout,
+                      pooling=pooling, embedding_trainable=embedding_trainable)
 
 
-def build_gru(*, vocab_size: int, sequence_length: int | None,
-                     embedding_dim: int, dropout: float, units: int,
-              num_layers: int, recurrent_dropout: float,
+def build_gru(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+              dropout: float, units: int, num_layers: int, recurrent_dropout: float,
               pooling: str, embedding_trainable: bool) -> keras.Model:
     """Embedding, ``num_layers`` stacked GRU, sigmoid output."""
-    return _recurrent("gru", vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
-                      dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling,
-                      embedding_trainable=embedding_trainable)
+    return _recurrent("gru", vocab_size=vocab_size, sequence_length=sequence_length,
+                      embedding_dim=embedding_dim, dropout=dropout, units=units,
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout,
+                      pooling=pooling, embedding_trainable=embedding_trainable)
 
 
-def build_bidirectional(*, vocab_size: int, sequence_length: int | None,
-                     embedding_dim: int, dropout: float,
-                        units: int, cell: str, num_layers: int,
+def build_bidirectional(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
+                        dropout: float, units: int, cell: str, num_layers: int,
                         recurrent_dropout: float, pooling: str,
                         embedding_trainable: bool) -> keras.Model:
     """Embedding, ``num_layers`` Bidirectional(SimpleRNN, LSTM or GRU), sigmoid output."""
-    return _recurrent(cell, vocab_size=vocab_size, sequence_length=sequence_length, embedding_dim=embedding_dim,
-                      dropout=dropout, units=units, num_layers=num_layers,
-                      recurrent_dropout=recurrent_dropout, pooling=pooling,
-                      embedding_trainable=embedding_trainable, bidirectional=True)
+    return _recurrent(cell, vocab_size=vocab_size, sequence_length=sequence_length,
+                      embedding_dim=embedding_dim, dropout=dropout, units=units,
+                      num_layers=num_layers, recurrent_dropout=recurrent_dropout,
+                      pooling=pooling, embedding_trainable=embedding_trainable,
+                      bidirectional=True)
 
 
 MODEL_BUILDERS: dict[str, Callable[..., keras.Model]] = {
