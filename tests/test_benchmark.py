@@ -8,9 +8,10 @@ import pytest
 
 from conftest import ROOT
 
-from benchmark import compare_family, markdown, median_repeat, padded
+from benchmark import compare_family, markdown, median_repeat
 from imdb_rnn.config.params import load_params
 from imdb_rnn.data.vectorize import Sequences, vectorize_table
+from imdb_rnn.modeling.fit import recipe_for
 
 
 def test_the_classic_input_is_cut_and_padded_as_the_section_says():
@@ -18,7 +19,9 @@ def test_the_classic_input_is_cut_and_padded_as_the_section_says():
         update={"maxlen": 3})  # padding post, truncating pre
     s = Sequences(np.array([5, 6, 7, 8, 9], np.int32), np.array([0, 4, 5]),
                   np.array([0, 1], np.int8), np.array(["a", "b"]))
-    assert padded(s, section).tolist() == [[6, 7, 8], [9, 0, 0]]
+    recipe = recipe_for(section, feed="classic")
+    assert recipe.feed == "classic"
+    assert recipe.shape.array(s).tolist() == [[6, 7, 8], [9, 0, 0]]
 
 
 @pytest.fixture

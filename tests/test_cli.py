@@ -15,8 +15,8 @@ SCRIPT = textwrap.dedent("""
 
     def main():
         experiment = tracking.connect(MlflowParams(tracking_uri=sys.argv[1], experiment="e"))
-        with tracking.run(experiment, "killed") as run_id, atomic_path(sys.argv[2]) as tmp:
-            print(run_id, flush=True)
+        with experiment.run("killed") as run, atomic_path(sys.argv[2]) as tmp:
+            print(run.id, flush=True)
             tmp.write_text("half")
             os.kill(os.getpid(), signal.SIGTERM)
             time.sleep(30)

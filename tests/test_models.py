@@ -7,41 +7,67 @@ import numpy as np
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.modeling.registry import MODEL_BUILDERS, build_model, builder_arguments
-from imdb_rnn.config.params import (TRAINING_ONLY_FIELDS, BidirectionalParams, CnnParams,
-                             FeedforwardParams, RecurrentParams)
+from imdb_rnn.config.params import (BidirectionalParams, CnnParams, FeedforwardParams,
+                                    ModelSection, RecurrentParams)
+from imdb_rnn.modeling.registry import (MODEL_BUILDERS, PIPELINE_FAMILIES, build_model,
+                                        builder_arguments)
 
+RECURRENT = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last",
+             "embedding_trainable": True}
 SMALL = {
-    "feedforward": {"embedding_dim": 8, "dropout": 0.1, "pooling": "average", "units": 4},
+    "feedforward": {"embedding_dim": 8, "dropout": 0.1, "pooling": "average", "units": 4,
+                    "embedding_trainable": True},
     "cnn": {"embedding_dim": 8, "dropout": 0.1, "filters": 4, "kernel_size": 3,
-            "num_layers": 2, "units": 4},
-    "simple_rnn": {"embedding_dim": 8, "dropout": 0.1, "units": 4, "num_layers": 2},
-    "bidirectional": {"embedding_dim": 8, "dropout": 0.1, "units": 4, "cell": "gru"},
-    "lstm": {"embedding_dim": 8, "dropout": 0.1, "units": 4, "pooling": "max"},
-    "gru": {"embedding_dim": 8, "dropout": 0.0, "units": 4, "pooling": "mean"},
+            "num_layers": 2, "units": 4, "embedding_trainable": True},
+    "simple_rnn": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "num_layers": 2},
+    "bidirectional": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "cell": "gru"},
+    "lstm": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "pooling": "max"},
+    "gru": {**RECURRENT, "embedding_dim": 8, "dropout": 0.0, "pooling": "mean"},
 }
+
+
+def recurrent(**options) -> dict:
+    """A small recurrent architecture: every keyword of the builder, ``options`` overriding."""
+    return {**RECURRENT, "embedding_dim": 4, "dropout": 0.0, "units": 3, **options}
 PARAMS_CLASS = {"feedforward": FeedforwardParams, "cnn": CnnParams, "simple_rnn": RecurrentParams,
                 "lstm": RecurrentParams, "gru": RecurrentParams,
                 "bidirectional": BidirectionalParams}
 
 
-def test_registry_has_every_family():
-    assert set(MODEL_BUILDERS) >= {"feedforward", "cnn", "simple_rnn", "bidirectional", "lstm",
-                                   "gru"}
-    assert set(SMALL) == set(MODEL_BUILDERS)
+def test_registry_has_every_pipeline_family():
+    assert set(PIPELINE_FAMILIES) == {"feedforward", "cnn", "simple_rnn", "bidirectional",
+                                      "lstm", "gru"}
+    assert set(MODEL_BUILDERS) >= set(PIPELINE_FAMILIES)
+    assert set(SMALL) == set(PIPELINE_FAMILIES) == set(PARAMS_CLASS)
 
 
-@pytest.mark.parametrize("family", sorted(MODEL_BUILDERS))
-def test_params_keys_are_builder_keywords(family):
-    """Every non-training key of a family's params section is a keyword of its builder."""
-    fields = set(PARAMS_CLASS[family].model_fields) - TRAINING_ONLY_FIELDS
-    assert fields == builder_arguments(family)
+@pytest.mark.parametrize("family", PIPELINE_FAMILIES)
+def test_architecture_keys_are_the_builder_keywords(family):
+    """A section's architecture keys are exactly its builder's keywords (no more, no fewer)."""
+    cls = PARAMS_CLASS[family]
+    assert family in cls.model_fields["family"].annotation.__args__
+    assert set(cls.architecture_keys()) == builder_arguments(family)
 
 
-@pytest.mark.parametrize("family", sorted(MODEL_BUILDERS))
+@pytest.mark.parametrize("cls", sorted(set(PARAMS_CLASS.values()), key=lambda c: c.__name__))
+def test_every_section_field_has_exactly_one_role(cls: type[ModelSection]):
+    roles = [("family",), cls.INPUT_KEYS, cls.OPTIMIZER_KEYS, cls.FIT_KEYS, cls.INIT_KEYS,
+             cls.architecture_keys()]
+    assigned = [key for role in roles for key in role]
+    assert len(assigned) == len(set(assigned)), f"a key with two roles: {assigned}"
+    assert set(assigned) == set(cls.model_fields)
+    assert "clipnorm" in cls.OPTIMIZER_KEYS and "maxlen" in cls.INPUT_KEYS
+
+
+def test_builder_arguments_leave_out_the_input_arguments():
+    for family in MODEL_BUILDERS:
+        assert not builder_arguments(family) & {"vocab_size", "sequence_length", "maxlen"}
+
+
+@pytest.mark.parametrize("family", PIPELINE_FAMILIES)
 def test_builds_predicts_and_trains_one_step(family):
     keras.utils.set_random_seed(0)
-    model = build_model(family, vocab_size=50, maxlen=12, **SMALL[family])
+    model = build_model(family, vocab_size=50, sequence_length=12, **SMALL[family])
     x = np.random.default_rng(0).integers(2, 50, size=(6, 12)).astype("int32")
     x[:3, 8:] = 0  # right padding
     y = np.array([0, 1, 0, 1, 0, 1], dtype="float32")
@@ -54,14 +80,13 @@ def test_builds_predicts_and_trains_one_step(family):
 
 
 def test_recurrent_families_accept_any_length():
-    model = build_model("lstm", vocab_size=20, maxlen=50, embedding_dim=4, dropout=0.0, units=3)
+    model = build_model("lstm", vocab_size=20, sequence_length=None, **recurrent())
     assert model(np.ones((2, 7), "int32")).shape == (2, 1)
     assert model(np.ones((2, 31), "int32")).shape == (2, 1)
 
 
 def test_masked_max_pooling_survives_save_and_load(tmp_path):
-    model = build_model("lstm", vocab_size=20, maxlen=50, embedding_dim=4, dropout=0.0,
-                        units=3, pooling="max")
+    model = build_model("lstm", vocab_size=20, sequence_length=None, **recurrent(pooling="max"))
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.array([[3, 4, 0]], "int32")
@@ -69,20 +94,41 @@ def test_masked_max_pooling_survives_save_and_load(tmp_path):
 
 
 def test_flatten_feedforward_is_fixed_length():
-    model = build_model("feedforward", vocab_size=20, maxlen=10, embedding_dim=4, dropout=0.0,
-                        pooling="flatten")
+    model = build_model("feedforward", vocab_size=20, sequence_length=10, embedding_dim=4,
+                        dropout=0.0, pooling="flatten", units=0, embedding_trainable=True)
     assert model.input_shape == (None, 10)
+    with pytest.raises(PipelineError, match="needs a fixed sequence_length"):
+        build_model("feedforward", vocab_size=20, sequence_length=None, embedding_dim=4,
+                    dropout=0.0, pooling="flatten", units=0, embedding_trainable=True)
+
+
+def test_the_section_says_when_the_input_length_is_fixed():
+    base = dict(maxlen=10, padding="post", truncating="pre", optimizer="adam",
+                learning_rate=0.01, clipnorm=None, batch_size=8, epochs=1, embedding_file=None,
+                embedding_dim=4, dropout=0.0, embedding_trainable=True, units=0)
+    assert FeedforwardParams(family="feedforward", pooling="flatten", **base).fixed_length
+    assert not FeedforwardParams(family="feedforward", pooling="average", **base).fixed_length
+    assert not CnnParams(family="cnn", filters=2, kernel_size=2, num_layers=1,
+                         **base).fixed_length
 
 
 def test_unknown_family_lists_valid_names():
-    with pytest.raises(PipelineError, match=r"unknown model family 'transformer'; valid: "
-                                            r"bidirectional, cnn, feedforward, gru, lstm"):
+    with pytest.raises(PipelineError, match=r"unknown model family 'transformer'; valid: ") as error:
         build_model("transformer", vocab_size=10)
+    valid = str(error.value).split("valid: ")[1].split(", ")
+    assert valid == sorted(MODEL_BUILDERS) and set(PIPELINE_FAMILIES) <= set(valid)
 
 
 def test_unknown_hyperparameter_is_named():
-    with pytest.raises(PipelineError, match=r"lstm: unknown hyperparameter\(s\) unitz"):
-        build_model("lstm", vocab_size=10, maxlen=5, embedding_dim=4, dropout=0.0, unitz=3)
+    with pytest.raises(PipelineError, match=r"lstm: unknown hyperparameter\(s\) unitz; valid:"):
+        build_model("lstm", vocab_size=10, sequence_length=None, **recurrent(), unitz=3)
+
+
+def test_missing_hyperparameter_is_named():
+    arguments = recurrent()
+    del arguments["pooling"]
+    with pytest.raises(PipelineError, match=r"lstm: missing hyperparameter\(s\) pooling; valid:"):
+        build_model("lstm", vocab_size=10, sequence_length=None, **arguments)
 
 
 @pytest.mark.parametrize(("family", "options"), [
@@ -94,8 +140,10 @@ def test_unknown_hyperparameter_is_named():
 def test_padding_does_not_change_predictions(family, options):
     """Extra right padding (a longer batch-mate) does not change a review's prediction."""
     keras.utils.set_random_seed(1)
-    model = build_model(family, vocab_size=20, maxlen=50, embedding_dim=4, dropout=0.0,
-                        units=3, **options)
+    defaults = (recurrent() if family in ("lstm", "gru", "simple_rnn")
+                else {"embedding_dim": 4, "dropout": 0.0, "units": 3,
+                      "embedding_trainable": True})
+    model = build_model(family, vocab_size=20, sequence_length=None, **{**defaults, **options})
     short = np.array([[5, 6, 7]], "int32")
     padded = np.array([[5, 6, 7, 0, 0, 0, 0]], "int32")
     np.testing.assert_allclose(model(short), model(padded), rtol=1e-5)

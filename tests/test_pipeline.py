@@ -32,7 +32,7 @@ TINY_MODELS = {
 COMMON = {"maxlen": 60, "padding": "post", "truncating": "pre", "embedding_dim": 8,
           "embedding_file": None, "embedding_trainable": True,
           "dropout": 0.1, "batch_size": 32, "optimizer": "adam", "learning_rate": 0.01,
-          "epochs": 2}
+          "clipnorm": None, "epochs": 2}
 
 
 TINY_SPACE = {"maxlen": {"low": 20, "high": 60, "step": 20}, "units": {"low": 2, "high": 8, "log": True},

@@ -48,7 +48,7 @@ def test_the_gate_script_exit_code_and_summary(tmp_path, drop, code):
     previous = reports(tmp_path / "previous", {"lstm": 0.88, "cnn": 0.87})
     current = reports(tmp_path / "current", {"lstm": 0.88 - drop, "cnn": 0.87})
     summary = tmp_path / "summary.md"
-    result = subprocess.run([sys.executable, str(ROOT / "scripts/regression_gate.py"),
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "regression_gate.py"),
                              "--params", str(ROOT / "params.yaml"), "--previous", str(previous),
                              "--current", str(current), "--summary", str(summary)],
                             capture_output=True, text=True)
@@ -62,7 +62,7 @@ def test_the_smoke_profile_has_its_own_threshold(tmp_path, profile, code):
     # a 3-point drop: beyond the full run's 1 point, within the smoke run's 5
     previous = reports(tmp_path / "previous", {"lstm": 0.70})
     current = reports(tmp_path / "current", {"lstm": 0.67})
-    result = subprocess.run([sys.executable, str(ROOT / "scripts/regression_gate.py"),
+    result = subprocess.run([sys.executable, str(ROOT / "tools" / "regression_gate.py"),
                              "--params", str(ROOT / "params.yaml"), "--profile", profile,
                              "--previous", str(previous), "--current", str(current)],
                             capture_output=True, text=True)

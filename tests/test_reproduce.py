@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow.tracking import MlflowClient
 
-from imdb_rnn.tracking import runs as tracking
-from imdb_rnn.errors import PipelineError
 from imdb_rnn.config.params import MlflowParams, load_params
-from imdb_rnn.reproductions.presets import Preset, Variant, small_feedforward
-from imdb_rnn.reproductions.reproduce import (build_variant, classic_fit, main, pad_front, reproduce,
-                                reproduce_xor, split_reviews, summarize, table_markdown,
-                                word2vec_for, write_reports)
 from imdb_rnn.data.vectorize import Sequences, vectorize_table
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.modeling.fit import fit
+from imdb_rnn.reproductions.presets import Preset, Variant
+from imdb_rnn.reproductions.reproduce import (classic_fit, input_shape, main, recipe, reproduce,
+                                              reproduce_xor, split_reviews, summarize,
+                                              table_markdown, word2vec_for, write_reports)
+from imdb_rnn.tracking import runs as tracking
 
 
 def seqs(rows: list[list[int]]) -> Sequences:
@@ -29,17 +29,33 @@ def seqs(rows: list[list[int]]) -> Sequences:
                      np.array([f"r{i}" for i in range(len(rows))]))
 
 
-def test_pad_front_cuts_and_pads_at_the_front_and_caps_the_vocabulary():
-    x = pad_front(seqs([[5, 6, 7, 8], [9], []]), maxlen=3, num_words=7)
-    assert x.tolist() == [[6, 1, 1], [0, 0, 1], [0, 0, 0]]  # 7, 8, 9 are out of vocabulary
-    assert pad_front(seqs([[5, 6, 7, 8]]), 3, None).tolist() == [[6, 7, 8]]
+# A small NLPIA network (SimpleRNN, Flatten) over a 4-d embedding.
+NLPIA_SMALL = {"units": 2, "embedding_dim": 4, "bidirectional": False}
 
 
 def tiny_preset(**changes) -> Preset:
     preset = Preset("tiny", "a test", "test_accuracy", num_words=50, maxlen=100, epochs=2,
                     batch_size=8, optimizer="adam", learning_rate=0.01,
-                    variants=(Variant("feedforward", small_feedforward, 0.5),))
+                    variants=(Variant("feedforward", "small_feedforward", 0.5),))
     return replace(preset, **changes)
+
+
+def test_the_classic_input_cuts_and_pads_at_the_front_and_caps_the_vocabulary():
+    x = input_shape(tiny_preset(maxlen=3, num_words=7)).array(seqs([[5, 6, 7, 8], [9], []]))
+    assert x.tolist() == [[6, 1, 1], [0, 0, 1], [0, 0, 0]]  # 7, 8, 9 are out of vocabulary
+    shape = input_shape(tiny_preset(maxlen=3, num_words=None))
+    assert shape.array(seqs([[5, 6, 7, 8]])).tolist() == [[6, 7, 8]]
+    assert shape.length == 3  # the classic models take one fixed input length
+
+
+def test_a_variant_recipe_is_the_presets_classic_recipe():
+    preset = tiny_preset(variants=(Variant("cnn", "small_cnn", 0.5,
+                                           hyperparameters={"sigmoid": True}),))
+    r = recipe(preset, preset.variants[0], embedding_trainable=False)
+    assert (r.family, r.feed, r.shape) == ("small_cnn", "classic", input_shape(preset))
+    assert dict(r.architecture) == {"sigmoid": True, "embedding_trainable": False}
+    assert (r.optimizer, r.learning_rate, r.batch_size, r.epochs, r.loss) == (
+        "adam", 0.01, 8, 2, "binary_crossentropy")
 
 
 def test_the_split_holds_out_the_last_fifth_of_the_shuffled_training_reviews():
@@ -90,14 +106,13 @@ def test_a_preset_runs_per_seed_logs_runs_and_writes_the_table(vectorized, tmp_p
                                                                monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x")
-    experiment_id = tracking.connect(store, "imdb-reproductions")
-    result = reproduce(tiny_preset(), vectorized, [1, 2], split_seed=5,
-                       experiment_id=experiment_id)
+    experiment = tracking.connect(store, "imdb-reproductions")
+    result = reproduce(tiny_preset(), vectorized, [1, 2], split_seed=5, experiment=experiment)
     variant = result["variants"]["feedforward"]
     assert [r["seed"] for r in variant["runs"]] == [1, 2]
     assert all(len(r["history"]) == 2 and 0 <= r["test_accuracy"] <= 1 for r in variant["runs"])
     assert variant["summary"]["n"] == 2 and variant["summary"]["published"] == 0.5
-    runs = MlflowClient().search_runs([experiment_id])
+    runs = experiment.client.search_runs([experiment.id])
     assert sorted(r.info.run_name for r in runs) == ["tiny/feedforward/seed1",
                                                      "tiny/feedforward/seed2"]
     assert {r.info.status for r in runs} == {"FINISHED"}
@@ -117,16 +132,22 @@ def test_a_preset_runs_per_seed_logs_runs_and_writes_the_table(vectorized, tmp_p
 
 def test_frozen_word_vectors_do_not_move_in_training():
     matrix = np.random.default_rng(0).normal(size=(20, 4)).astype(np.float32)
-    variant = Variant("v", lambda vocab: _embedding_model(vocab, 10, 4), None)
-    model = build_variant(variant, 20, (matrix, False))
-    x = np.random.default_rng(1).integers(0, 20, (32, 10)).astype(np.int32)
-    y = (x[:, 0] > 10).astype(np.float32)
-    data = {"train": (x, y), "val": (x, y), "test": (x, y)}
-    classic_fit(model, data, preset=tiny_preset(), seed=1, verbose=0)
-    assert np.array_equal(model.get_layer("embedding").get_weights()[0], matrix)
-    trainable = build_variant(variant, 20, (matrix, True))
-    classic_fit(trainable, data, preset=tiny_preset(), seed=1, verbose=0)
-    assert not np.array_equal(trainable.get_layer("embedding").get_weights()[0], matrix)
+    preset = tiny_preset(maxlen=10, num_words=None, embedding_dim=4, variants=(Variant(
+        "rnn", "nlpia_rnn", None, hyperparameters=NLPIA_SMALL),))
+    rng = np.random.default_rng(1)
+    data = seqs([rng.integers(2, 20, rng.integers(3, 12)).tolist() for _ in range(32)])
+    splits = {"train": data, "val": data, "test": data}
+    for trainable in (False, True):
+        r = recipe(preset, preset.variants[0], embedding_trainable=trainable)
+        result = fit(r, splits["train"], splits["val"], vocab_size=20, seed=1, verbose=0,
+                     embedding=matrix)
+        weights = result.model.get_layer("embedding").get_weights()[0]
+        assert np.array_equal(weights, matrix) != trainable
+    scored = classic_fit(recipe(preset, preset.variants[0], embedding_trainable=False), splits,
+                         vocab_size=20, seed=1, embedding=matrix, verbose=0)
+    assert scored["seed"] == 1 and scored["epochs"] == len(scored["history"]) == 2
+    assert 0 <= scored["test_accuracy"] <= 1
+    assert scored["best_val_accuracy"] == max(h["val_accuracy"] for h in scored["history"])
 
 
 def test_word_vectors_come_from_a_file_or_the_table_says_so(vectorized, tmp_path, monkeypatch):
@@ -134,13 +155,13 @@ def test_word_vectors_come_from_a_file_or_the_table_says_so(vectorized, tmp_path
     vectors = tmp_path / "vectors.txt"
     vectors.write_text("3 4\ngreat 1 0 0 0\nawful 0 1 0 0\nfilm 0 0 1 0\n")
     preset = tiny_preset(embedding_dim=4, variants=(Variant(
-        "rnn", lambda vocab: _embedding_model(vocab, 100, 4), None),))
+        "rnn", "nlpia_rnn", None, hyperparameters=NLPIA_SMALL),))
     store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="x")
     result = reproduce(preset, vectorized, [1], split_seed=5,
-                       experiment_id=tracking.connect(store, "r"), vectors_file=vectors)
+                       experiment=tracking.connect(store, "r"), vectors_file=vectors)
     assert result["embedding"].startswith("frozen vectors from vectors.txt")
     without = reproduce(preset, vectorized, [1], split_seed=5,
-                        experiment_id=tracking.connect(store, "r"))
+                        experiment=tracking.connect(store, "r"))
     assert "no vectors file given: a learned 4-d embedding" in without["embedding"]
     assert "no vectors file given" in table_markdown([without])
     out, table = tmp_path / "reproductions", tmp_path / "reproductions.md"
@@ -186,13 +207,3 @@ def test_contradictory_vector_options_are_refused_before_anything_runs(argv, mes
         main([*argv, "--out", str(tmp_path / "out"), "--table", str(tmp_path / "t.md"),
               "--params", str(Path(__file__).parents[1] / "params.yaml")])
     assert not (tmp_path / "out").exists() and not (tmp_path / "t.md").exists()
-
-
-def _embedding_model(vocab_size: int, maxlen: int, dim: int):
-    import keras
-    from keras import layers
-
-    inputs = keras.Input(shape=(maxlen,), dtype="int32")
-    x = layers.Embedding(vocab_size, dim, name="embedding")(inputs)
-    x = layers.GlobalAveragePooling1D()(x)
-    return keras.Model(inputs, layers.Dense(1, activation="sigmoid")(x))

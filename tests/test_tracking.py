@@ -6,11 +6,10 @@ import time
 
 import mlflow
 import pytest
-from mlflow.tracking import MlflowClient
 
-from imdb_rnn.tracking import runs as tracking
-from imdb_rnn.errors import PipelineError
 from imdb_rnn.config.params import MlflowParams
+from imdb_rnn.errors import PipelineError
+from imdb_rnn.tracking import runs as tracking
 
 
 @pytest.fixture
@@ -21,10 +20,14 @@ def store(tmp_path, monkeypatch):
 
 
 def test_experiment_is_marked_as_model_training(store):
-    experiment_id = tracking.connect(store)
-    tags = MlflowClient().get_experiment(experiment_id).tags
+    experiment = tracking.connect(store)
+    assert experiment.uri == store.tracking_uri
+    tags = experiment.client.get_experiment(experiment.id).tags
     assert tags["mlflow.experimentKind"] == "custom_model_development"
-    assert tracking.connect(store) == experiment_id  # idempotent
+    assert tracking.connect(store).id == experiment.id  # idempotent
+    other = tracking.connect(store, "other")
+    assert other.id != experiment.id
+    assert other.client.get_experiment(other.id).name == "other"
 
 
 def test_environment_overrides_the_params_uri(store, monkeypatch, tmp_path):
@@ -34,52 +37,73 @@ def test_environment_overrides_the_params_uri(store, monkeypatch, tmp_path):
 
 
 def test_run_finishes_or_fails_but_always_closes(store):
-    experiment_id = tracking.connect(store)
-    with tracking.run(experiment_id, "ok", tags={"family": "lstm"}) as ok_id:
-        tracking.log_params({"units": 4})
-        tracking.log_history([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
+    experiment = tracking.connect(store)
+    with experiment.run("ok", tags={"family": "lstm"}) as ok:
+        ok.log_params({"units": 4})
+        ok.log_history([{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.4}])
     with pytest.raises(RuntimeError):
-        with tracking.run(experiment_id, "boom") as failed_id:
+        with experiment.run("boom") as failed:
             raise RuntimeError("training crashed")
-    assert mlflow.active_run() is None
-    client = MlflowClient()
-    assert client.get_run(ok_id).info.status == "FINISHED"
-    assert client.get_run(failed_id).info.status == "FAILED"
-    assert [m.value for m in client.get_metric_history(ok_id, "loss")] == [0.5, 0.4]
-    end_time = client.get_run(ok_id).info.end_time
-    with tracking.run(experiment_id, "ok", run_id=ok_id):  # update, as evaluate does
-        tracking.log_metrics({"test_accuracy": 0.9})
-        tracking.log_dict({"a": 1}, "evaluation/metrics.json")
-    updated = client.get_run(ok_id)
+    assert mlflow.active_run() is None  # nothing on MLflow's active-run stack
+    client = experiment.client
+    assert client.get_run(ok.id).info.status == "FINISHED"
+    assert client.get_run(ok.id).data.params == {"units": "4"}
+    assert client.get_run(ok.id).data.tags["family"] == "lstm"
+    assert client.get_run(failed.id).info.status == "FAILED"
+    assert [(m.step, m.value) for m in client.get_metric_history(ok.id, "loss")] == [
+        (1, 0.5), (2, 0.4)]
+    end_time = client.get_run(ok.id).info.end_time
+    attached = experiment.attach(ok.id)  # update, as evaluate does
+    assert attached is not None and attached.id == ok.id
+    with tracking.updating(attached) as run:
+        run.log_metrics({"test_accuracy": 0.9})
+        run.log_dict({"a": 1}, "evaluation/metrics.json")
+    updated = client.get_run(ok.id)
     assert updated.data.metrics["test_accuracy"] == 0.9
     # still FINISHED, and its duration is still the training's
     assert (updated.info.status, updated.info.end_time) == ("FINISHED", end_time)
-    assert "evaluation" in {a.path for a in client.list_artifacts(ok_id)}
+    assert "evaluation" in {a.path for a in client.list_artifacts(ok.id)}
 
 
 def test_failed_update_keeps_the_training_run_finished(store):
-    experiment_id = tracking.connect(store)
-    with tracking.run(experiment_id, "m") as run_id:
+    experiment = tracking.connect(store)
+    with experiment.run("m") as run:
         pass
     with pytest.raises(RuntimeError):
-        with tracking.run(experiment_id, "m", run_id=run_id):
+        with tracking.updating(experiment.attach(run.id)):
             raise RuntimeError("evaluation crashed")
-    run = MlflowClient().get_run(run_id)
-    assert run.info.status == "FINISHED"
-    assert run.data.tags["update_failed"] == "RuntimeError: evaluation crashed"
+    stored = experiment.client.get_run(run.id)
+    assert stored.info.status == "FINISHED"
+    assert stored.data.tags["update_failed"] == "RuntimeError: evaluation crashed"
 
 
-def test_check_run_names_a_missing_run(store):
-    tracking.connect(store)
-    with pytest.raises(PipelineError, match="MLflow run 0+ not found"):
-        tracking.check_run("0" * 32)
+def test_attaching_a_missing_run_gives_none(store):
+    experiment = tracking.connect(store)
+    assert experiment.attach("0" * 32) is None
 
 
-def test_reopening_a_missing_run_is_one_line(store):
-    experiment_id = tracking.connect(store)
-    with pytest.raises(PipelineError, match="MLflow run 0+ of m cannot be reopened"):
-        with tracking.run(experiment_id, "m", run_id="0" * 32):
+def test_finished_runs_are_found_newest_first_one_per_name(store):
+    experiment = tracking.connect(store)
+    ids = []
+    for name in ("a", "b", "a"):
+        with experiment.run(name) as run:
+            ids.append(run.id)
+        time.sleep(0.01)  # distinct start times
+    with pytest.raises(RuntimeError):
+        with experiment.run("c"):
+            raise RuntimeError("failed runs are left out")
+    assert experiment.finished_run_ids() == [ids[2], ids[1]]
+    assert [r.info.run_id for r in experiment.runs("tags.mlflow.runName = 'b'")] == [ids[1]]
+    assert experiment.link(ids[0]) == f"#/experiments/{experiment.id}/runs/{ids[0]}"
+
+
+def test_a_run_that_cannot_start_is_one_line(store):
+    experiment = tracking.connect(store)
+    broken = tracking.Experiment(experiment.client, "999999", experiment.uri)
+    with pytest.raises(PipelineError, match=r"MLflow run m cannot be started: ") as error:
+        with broken.run("m"):
             pass
+    assert "\n" not in str(error.value)
 
 
 def test_unreachable_server_fails_fast(monkeypatch, store):

@@ -19,18 +19,18 @@ from optuna.trial import TrialState
 
 from conftest import ROOT
 
-from imdb_rnn import tuning
+from imdb_rnn.config.params import FeedforwardParams, load_params, parse_params
+from imdb_rnn.data.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.modeling.registry import builder_arguments
-from imdb_rnn.config.params import TRAINING_ONLY_FIELDS, load_params, parse_params
-from imdb_rnn.data.vectorize import OOV_TOKEN, PAD_TOKEN, Sequences, save_sequences
+from imdb_rnn.search import study as tuning
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 FF = {"family": "feedforward", "pooling": "average", "units": 4, "maxlen": 30, "padding": "post",
       "truncating": "pre", "embedding_dim": 8, "embedding_file": None,
       "embedding_trainable": True, "dropout": 0.1, "batch_size": 32,
-      "optimizer": "adam", "learning_rate": 0.01, "epochs": 2}
+      "optimizer": "adam", "learning_rate": 0.01, "clipnorm": None, "epochs": 2}
 FF_SPACE = {"maxlen": {"low": 10, "high": 30, "step": 10},
             "units": {"low": 0, "high": 8, "step": 4},
             "dropout": {"low": 0.0, "high": 0.5},
@@ -67,8 +67,14 @@ def test_trial_values_are_typed_like_the_section_and_rebuild_it(tmp_path):
     assert trial.params == values  # the trial's names are the section's keys
     section = tuning.with_values(base, trial.params, epochs=1)
     assert section.maxlen == values["maxlen"] and section.epochs == 1
-    builder_keys = set(values) - TRAINING_ONLY_FIELDS
+    # Each searched key is an architecture keyword of the builder or has another role.
+    builder_keys = set(values) & set(FeedforwardParams.architecture_keys())
+    assert builder_keys == {"units", "dropout", "embedding_dim"}
     assert builder_keys <= builder_arguments("feedforward")
+    assert section.architecture()["units"] == values["units"]
+    assert set(values) - builder_keys == {"maxlen", "learning_rate"}
+    assert {"maxlen", "learning_rate"} <= {*FeedforwardParams.INPUT_KEYS,
+                                           *FeedforwardParams.OPTIMIZER_KEYS}
 
 
 def test_study_name_follows_the_space_but_not_the_budget(tmp_path):
@@ -183,34 +189,38 @@ def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
     assert tuning.recover_dead_trials(study) == []  # nothing twice
 
 
-def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_path):
+def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_path,
+                                                                           monkeypatch):
     """A worker killed between creating the trial's MLflow run and recording its id."""
     import socket
 
-    import mlflow
-
-    from imdb_rnn.tracking import runs as tracking
+    from imdb_rnn.config.params import MlflowParams
     from imdb_rnn.pipeline.tune import _close_dead_runs
+    from imdb_rnn.tracking import runs as tracking
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    experiment_id = mlflow.create_experiment("t")
-    parent = tracking.study_parent_run(experiment_id, "s", "s (study)", {})
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="t")
+    experiment = tracking.connect(store)
+    parent = tracking.study_parent_run(experiment, "s", "s (study)", {})
     study = _journal_study(tmp_path)
     recorded, unrecorded, other = (study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
                                    for _ in range(3))
-    runs = {t.number: tracking.start_child_run(experiment_id, parent, f"trial-{t.number}",
-                                               {"optuna_trial": str(t.number)}, {})
+    runs = {t.number: tracking.start_child_run(experiment, parent, f"trial-{t.number}",
+                                               {"optuna_trial": str(t.number)}, {}).id
             for t in (recorded, unrecorded, other)}
     recorded.set_user_attr("mlflow_run_id", runs[recorded.number])
     for t in (recorded, unrecorded):
         t.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
     other.set_user_attr("worker", tuning.worker_id())
 
-    _close_dead_runs(study, tuning.recover_dead_trials(study), experiment_id, parent)
-    status = {n: mlflow.get_run(r).info.status for n, r in runs.items()}
+    _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+    client = experiment.client
+    status = {n: client.get_run(r).info.status for n, r in runs.items()}
     assert status == {recorded.number: "FAILED", unrecorded.number: "FAILED",
                       other.number: "RUNNING"}
-    assert mlflow.get_run(runs[unrecorded.number]).data.tags["trial_state"] == "FAIL"
+    assert client.get_run(runs[unrecorded.number]).data.tags["trial_state"] == "FAIL"
+    assert {client.get_run(r).data.tags["mlflow.parentRunId"] for r in runs.values()} == {
+        parent.id}
 
 
 def test_gp_sampler_without_torch_says_what_to_install():
@@ -250,6 +260,24 @@ def make_project(tmp_path: Path, **tune: object) -> Path:
     (data / "vocab.txt").write_text("\n".join(vocab) + "\n")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params(tmp_path, **tune)))
     return tmp_path
+
+
+def outputs(study: str) -> list[str]:
+    """The tune stage's output flags, as dvc.yaml gives them."""
+    return ["--best", f"reports/tune/{study}/best.json",
+            "--trials", f"reports/tune/{study}/trials.csv",
+            "--model-dir", f"models/tuned_{study}",
+            "--history", f"reports/train/tuned_{study}/history.csv",
+            "--train-metrics", f"reports/train/tuned_{study}/train.json",
+            "--metrics", f"reports/evaluate/tuned_{study}/metrics.json",
+            "--roc", f"reports/evaluate/tuned_{study}/roc.csv",
+            "--predictions", f"evaluation/tuned_{study}/predictions.csv"]
+
+
+def test_the_tune_output_flags_here_are_those_of_dvc_yaml():
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["tune"]["do"]["cmd"]
+    expected = " ".join(outputs("${key}"))
+    assert expected in " ".join(cmd.split())
 
 
 def stage(project: Path, *args: str) -> subprocess.Popen:
@@ -304,7 +332,7 @@ def test_two_workers_share_one_study_without_duplicates_or_losses(tmp_path):
 @pytest.mark.slow
 def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
     project = make_project(tmp_path, n_trials=5)
-    first = stage(project, "--study", "ff_tpe")
+    first = stage(project, "--study", "ff_tpe", *outputs("ff_tpe"))
     deadline = time.monotonic() + 300
     killed_trial = None
     while time.monotonic() < deadline and first.poll() is None:
@@ -323,7 +351,7 @@ def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
     assert killed_trial is not None, "the study finished before it could be killed"
     first.stdout.close()
 
-    out = finish(stage(project, "--study", "ff_tpe"))
+    out = finish(stage(project, "--study", "ff_tpe", *outputs("ff_tpe")))
     trials = {t.number: t for t in study_of(project, "ff_tpe").get_trials()}
     assert trials[killed_trial].state == TrialState.FAIL
     assert "died" in trials[killed_trial].user_attrs["fail_reason"]

@@ -1,8 +1,9 @@
-"""The CI workflow passes actionlint (with shellcheck on its `run:` steps) and only calls scripts."""
+"""The CI workflow passes actionlint (with shellcheck on its `run:` steps) and only calls tools."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -57,8 +58,10 @@ def test_the_workflow_runs_on_schedule_on_demand_and_on_pull_requests():
     assert triggers["workflow_dispatch"]["inputs"]["profile"]["options"] == ["smoke", "full"]
     assert "pull_request" in triggers
     runs = "\n".join(step.get("run", "") for step in workflow["jobs"]["rerun"]["steps"])
-    # the logic lives in the repository's scripts, the YAML only calls them
-    assert "python scripts/smoke.py" in runs and "python scripts/regression_gate.py" in runs
+    # the logic lives in the repository's tools, the YAML only calls them
+    assert "python tools/smoke.py" in runs and "python tools/regression_gate.py" in runs
+    called = re.findall(r"python (\S+\.py)", runs)
+    assert called and all((ROOT / path).is_file() for path in called), called
     readme = (ROOT / "README.md").read_text()
     install = next(line for line in readme.splitlines() if line.startswith("python3 -m venv"))
     assert install.split(" && dvc repro")[0] in runs
