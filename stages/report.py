@@ -10,7 +10,9 @@ from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
 from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
 
-OUTPUTS = ("leaderboard.md", "leaderboard.csv", "significance.csv", "index.html", FIGURES)
+# What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
+OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
+           "significance.csv": "significance", "index.html": "html", FIGURES: "figures"}
 
 
 def main() -> None:
@@ -18,21 +20,27 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--reports", type=Path, default=Path("reports"))
     parser.add_argument("--evaluation", type=Path, default=Path("evaluation"))
-    parser.add_argument("--out", type=Path, default=Path("reports"))
+    parser.add_argument("--leaderboard-md", type=Path, required=True)
+    parser.add_argument("--leaderboard-csv", type=Path, required=True)
+    parser.add_argument("--significance", type=Path, required=True, help="McNemar, every pair")
+    parser.add_argument("--html", type=Path, required=True, help="the whole report, one page")
+    parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
     args = parser.parse_args()
     params = load_params(args.params)
-    args.out.mkdir(parents=True, exist_ok=True)
+    targets = {name: getattr(args, option) for name, option in OUTPUTS.items()}
+    scratch = args.leaderboard_md.parent
+    scratch.mkdir(parents=True, exist_ok=True)
     # Everything is built in a temporary folder and moved into place only when all of it exists.
-    with tempfile.TemporaryDirectory(prefix=".report-", dir=args.out) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".report-", dir=scratch) as tmp:
         board = build_report(params, args.reports, args.evaluation, Path(tmp))
-        for name in OUTPUTS:
-            target = args.out / name
+        for name, target in targets.items():
+            target.parent.mkdir(parents=True, exist_ok=True)
             if target.is_dir():
                 shutil.rmtree(target)
             os.replace(Path(tmp) / name, target)
     best = board.iloc[0]
     print(f"report: {len(board)} models; best {best['model']} at {best['test_accuracy']:.2%} "
-          f"-> {args.out / 'leaderboard.md'}, {args.out / 'index.html'}")
+          f"-> {args.leaderboard_md}, {args.html}")
 
 
 if __name__ == "__main__":

@@ -14,20 +14,22 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--studies", type=Path, default=Path("reports/tune"),
                         help="folder of the tune stages' results (STUDY/best.json, trials.csv)")
-    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--markdown", type=Path, required=True, help="the comparison table")
+    parser.add_argument("--json", type=Path, required=True, help="the same, as a DVC metric")
+    parser.add_argument("--progress", type=Path, required=True,
+                        help="best-so-far per trial and study (CSV)")
+    parser.add_argument("--figure", type=Path, required=True, help="the progress plot (PNG)")
     args = parser.parse_args()
     params = load_params(args.params)
     studies = {name: load_study(args.studies / name) for name in params.tune.studies}
     table, curves = compare(studies)
-    out = args.out
-    with atomic_paths(out / "comparison.md", out / "comparison.json", out / "progress.csv",
-                      out / "search_progress.png") as (md, js, csv, png):
+    with atomic_paths(args.markdown, args.json, args.progress, args.figure) as (md, js, csv, png):
         write_text(md, markdown(table))
         write_json(js, {"studies": table.to_dict(orient="records")})
         curves.to_csv(csv, index=False, float_format="%.5f")
         figure = progress_figure(curves)
         figure.savefig(png, dpi=110, format="png")
-    print(f"tune_report: {len(table)} studies -> {out}/comparison.md")
+    print(f"tune_report: {len(table)} studies -> {args.markdown}")
 
 
 if __name__ == "__main__":
