@@ -39,9 +39,10 @@ def overrides(pairs: list[str]) -> dict:
     return out
 
 
-def sweep(params, name: str, data_dir: Path, seeds: list[int], changes: dict) -> dict:
+def sweep(params, name: str, data_dir: Path, seeds: list[int], changes: dict, *,
+          baseline: bool = True) -> dict:
     base = model_section(params, name)
-    variants = {"baseline": base}
+    variants = {"baseline": base} if baseline or not changes else {}
     if changes:
         variants["changed"] = type(base).model_validate(base.model_dump() | changes)
     test = load_sequences(data_dir / "test.npz")
@@ -77,10 +78,12 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--set", dest="changes", action="append", default=[],
                         metavar="KEY=VALUE", help="a key of the model section and its value")
+    parser.add_argument("--skip-baseline", action="store_true",
+                        help="only the changed section (the baseline was measured already)")
     parser.add_argument("--out", type=Path, help="JSON of the results")
     args = parser.parse_args()
     result = sweep(load_params(args.params), args.model, args.data, args.seeds,
-                   overrides(args.changes))
+                   overrides(args.changes), baseline=not args.skip_baseline)
     if args.out:
         write_json(args.out, result)
     print(json.dumps({k: v["summary"] for k, v in result["variants"].items()}, indent=1))
