@@ -162,8 +162,10 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
                                             "MLFLOW_HTTP_REQUEST_TIMEOUT")}
     os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
     try:
-        client = MlflowClient(tracking_uri=uri)
+        # Inside the lock: the client opens the store, which creates or migrates a new SQLite
+        # database; two workers starting together would otherwise both alter its tables.
         with _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
             experiment_id = _ensure_experiment(client, experiment or params.experiment)
     except Exception as error:  # connection refused, bad URI, locked or corrupt database
         raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
