@@ -12,8 +12,6 @@ Both report training samples per second and the last epoch's validation accuracy
 the benchmark times the data stages (in a scratch copy of the project), a no-op ``dvc repro``,
 and one search with and without pruning.
 
-Training speed benchmark: classic Keras recipe against the pipeline, per family, side by side.
-
     python tools/benchmark.py                         # every family, 2 epochs, all sections
     python tools/benchmark.py --models lstm gru --epochs 1 --skip-data --skip-pruning
     python tools/benchmark.py --models simple_rnn --repeats 3 --update --skip-pruning

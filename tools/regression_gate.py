@@ -4,8 +4,6 @@ A run is a ``reports/`` folder (the committed one, or the artifact of the previo
 run). Every model's ``evaluate/NAME/metrics.json`` is compared; a model whose test accuracy
 dropped by more than the threshold fails the gate, and so does a model that disappeared.
 
-Compare this run's test metrics with a previous run's and fail on a regression.
-
     python tools/regression_gate.py --previous previous-reports --current reports
     python tools/regression_gate.py --previous-rev HEAD~1          # a committed run
 

@@ -23,10 +23,8 @@ from imdb_rnn.cli import stage_main
 from imdb_rnn.config import load_params, model_section
 from imdb_rnn.data import load_sequences
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.evaluation import classification_metrics
 from imdb_rnn.io import write_json
-from imdb_rnn.modeling import predict_probabilities, recipe_for
-from imdb_rnn.pipeline.train import fit_section
+from imdb_rnn.pipeline.seeds import fit_and_test
 
 
 def overrides(pairs: list[str]) -> dict:
@@ -50,11 +48,8 @@ def sweep(params, name: str, data_dir: Path, seeds: list[int], changes: dict, *,
     for label, section in variants.items():
         runs = []
         for seed in seeds:
-            result, _ = fit_section(params, section, data_dir, seed=seed, verbose=2)
-            probabilities = predict_probabilities(result.model, test, recipe_for(section).shape,
-                                                  params.evaluate.batch_size)
-            accuracy = classification_metrics(test.labels, probabilities,
-                                              params.evaluate.threshold)["accuracy"]
+            result, metrics = fit_and_test(params, section, data_dir, test, seed=seed, verbose=2)
+            accuracy = metrics["accuracy"]
             runs.append({"seed": seed, "best_val_accuracy": result.best["val_accuracy"],
                          "test_accuracy": accuracy, "epochs": len(result.history),
                          "train_seconds": round(result.seconds, 1)})

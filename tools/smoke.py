@@ -6,8 +6,6 @@ stage up to date, every metrics file parses for ``dvc metrics show``, and every 
 parses (JSON, CSV, PNG, Markdown, HTML). The workspace it was started from is never written to,
 so a developer can run it beside a full-data workspace; CI runs it after the unit tests.
 
-Run the smoke profile (the whole DAG on a stratified slice) in a scratch copy and check it.
-
     python tools/smoke.py                         # scratch folder removed afterwards
     python tools/smoke.py --keep /tmp/smoke       # keep the scratch project to look at
     python tools/smoke.py --reports smoke-reports # copy the run's reports/ out (for the gate)

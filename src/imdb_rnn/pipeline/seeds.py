@@ -11,13 +11,23 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-from imdb_rnn.config import Params, model_section
-from imdb_rnn.data import load_sequences
+from imdb_rnn.config import ModelSection, Params, model_section
+from imdb_rnn.data import Sequences, load_sequences
 from imdb_rnn.evaluation import classification_metrics, tracked_metrics
 from imdb_rnn.io import read_json, write_json
-from imdb_rnn.modeling import predict_probabilities, recipe_for
+from imdb_rnn.modeling import TrainResult, predict_probabilities, recipe_for
 from imdb_rnn.pipeline.train import fit_section
 from imdb_rnn.tracking import runs as tracking
+
+
+def fit_and_test(params: Params, section: ModelSection, data_dir: Path, test: Sequences, *,
+                 seed: int, verbose: int | None = None) -> tuple[TrainResult, dict]:
+    """Train ``section`` as the train stage does, with training seed ``seed``, and score it on
+    ``test`` as the evaluate stage does; the fit and its test metrics."""
+    result, _ = fit_section(params, section, data_dir, seed=seed, verbose=verbose)
+    probabilities = predict_probabilities(result.model, test, recipe_for(section).shape,
+                                          params.evaluate.batch_size)
+    return result, classification_metrics(test.labels, probabilities, params.evaluate.threshold)
 
 
 def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Path,
@@ -37,12 +47,8 @@ def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Pa
         tags = tracking.run_tags(name, section.family, f"seeds@{name}", data_dir)
         with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
             run.log_params(tracking.run_params(params, name) | {"seed": seed})
-            result, _ = fit_section(params, section, data_dir, seed=seed)
+            result, metrics = fit_and_test(params, section, data_dir, test, seed=seed)
             run.log_history(result.history)
-            probabilities = predict_probabilities(result.model, test, recipe_for(section).shape,
-                                                  params.evaluate.batch_size)
-            metrics = classification_metrics(test.labels, probabilities,
-                                             params.evaluate.threshold)
             run.log_metrics(tracked_metrics(metrics))
             runs.append({"seed": seed, "val_accuracy": result.best["val_accuracy"],
                          "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
