@@ -3,12 +3,12 @@
 import argparse
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
 from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
+from imdb_rnn.io import clear_stale_temporaries, temporary_directory
 
 # What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
 OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
@@ -26,12 +26,11 @@ def main() -> None:
     parser.add_argument("--html", type=Path, required=True, help="the whole report, one page")
     parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
     args = parser.parse_args()
-    params = load_params(args.params)
     targets = {name: getattr(args, option) for name, option in OUTPUTS.items()}
-    scratch = args.leaderboard_md.parent
-    scratch.mkdir(parents=True, exist_ok=True)
+    clear_stale_temporaries(*targets.values())
+    params = load_params(args.params)
     # Everything is built in a temporary folder and moved into place only when all of it exists.
-    with tempfile.TemporaryDirectory(prefix=".report-", dir=scratch) as tmp:
+    with temporary_directory(args.leaderboard_md) as tmp:
         board = build_report(params, args.reports, args.evaluation, Path(tmp))
         for name, target in targets.items():
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -201,7 +201,7 @@ def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="t")
     experiment = tracking.connect(store)
-    parent = tracking.study_parent_run(experiment, "s", "s (study)", {})
+    parent, _ = tracking.study_parent_run(experiment, "s", "s (study)", {})
     study = _journal_study(tmp_path)
     recorded, unrecorded, other = (study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
                                    for _ in range(3))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -20,6 +21,10 @@ def stage_main(main: Callable[[], None]) -> None:
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if os.environ.get("DVC_ROOT"):  # run by dvc repro: first clear what killed runs left
+            from imdb_rnn.io import sweep_stale_temporaries
+
+            sweep_stale_temporaries(os.environ["DVC_ROOT"])
         main()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from typing import BinaryIO
 
 from imdb_rnn.cli import stage_main
+from imdb_rnn.errors import PipelineError
 
 PREDICT_HELP = """Positive-class probability of raw review text for any trained model.
 
@@ -18,7 +21,6 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     """``imdb-predict MODEL_DIR [TEXT ...]``: one line per review: probability, label, text."""
     import argparse
 
-    from imdb_rnn.errors import PipelineError
     from imdb_rnn.modeling.predict import Predictor
 
     parser = argparse.ArgumentParser(prog="imdb-predict", description=PREDICT_HELP,
@@ -28,12 +30,49 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability from which a review is called positive (default 0.5)")
     args = parser.parse_args(argv)
-    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    texts = (_checked_arguments(args.texts) if args.texts
+             else [t for t in _stdin_lines(sys.stdin.buffer) if t.strip()])
     if not texts:
         raise PipelineError("no review text given (pass it as arguments or on stdin)")
-    for text, probability in zip(texts, Predictor(args.model_dir).predict(texts), strict=True):
-        label = "pos" if probability >= args.threshold else "neg"
-        print(f"{probability:.4f}\t{label}\t{text[:70]}")
+    probabilities = Predictor(args.model_dir).predict(texts)
+    # Everything is computed before anything is printed: an error prints no partial result.
+    lines = [f"{p:.4f}\t{'pos' if p >= args.threshold else 'neg'}\t{_shown(t)}"
+             for t, p in zip(texts, probabilities, strict=True)]
+    sys.stdout.buffer.write(("\n".join(lines) + "\n").encode("utf-8"))
+    sys.stdout.flush()
+
+
+def _invalid_utf8(where: str, data: bytes, error: UnicodeDecodeError) -> str:
+    return (f"{where}: not valid UTF-8 (byte 0x{data[error.start]:02x} at offset "
+            f"{error.start})")
+
+
+def _stdin_lines(stream: BinaryIO) -> list[str]:
+    """Standard input as text lines, each checked as strict UTF-8 (named by line number)."""
+    lines = []
+    for number, raw in enumerate(stream, start=1):
+        try:
+            lines.append(raw.decode("utf-8").rstrip("\r\n"))
+        except UnicodeDecodeError as error:
+            raise PipelineError(_invalid_utf8(f"standard input line {number}", raw, error)) \
+                from None
+    return lines
+
+
+def _checked_arguments(texts: Sequence[str]) -> list[str]:
+    """Arguments that were valid UTF-8 (Python keeps invalid bytes as lone surrogates)."""
+    for number, text in enumerate(texts, start=1):
+        raw = os.fsencode(text)
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise PipelineError(_invalid_utf8(f"review argument {number}", raw, error)) from None
+    return list(texts)
+
+
+def _shown(text: str, width: int = 70) -> str:
+    """The start of a review on one line (tabs and line breaks as spaces)."""
+    return " ".join(text.split())[:width]
 
 
 def predict() -> None:

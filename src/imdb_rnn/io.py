@@ -1,17 +1,34 @@
-"""Atomic file and directory writes, so a failed stage never leaves output that looks complete."""
+"""Atomic file and directory writes, so a failed stage never leaves output that looks complete.
+
+Temporaries live beside their target as ``.NAME.tmp-PID-START-XXXXXXXX`` (PID and START name the
+process that writes them). A process killed with SIGKILL cannot remove its own; the next run of
+the stage does, before it starts (:func:`clear_stale_temporaries`), leaving those of live
+processes alone.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
+import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.process import Owner
+
+_TEMPORARY = re.compile(r"\.tmp-(\d+)-(\d*)-")
+
+
+def _temporary_prefix(target: Path) -> str:
+    me = Owner.current()
+    return f".{target.name}.tmp-{me.pid}-{me.start}-"
 
 
 @contextlib.contextmanager
@@ -23,7 +40,7 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{target.name}.tmp-"
+    prefix = _temporary_prefix(target)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:
@@ -50,6 +67,67 @@ def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[list[Path]]:
     """Temporary paths for several output files, moved into place together when the block succeeds."""
     with contextlib.ExitStack() as stack:
         yield [stack.enter_context(atomic_path(target)) for target in targets]
+
+
+@contextlib.contextmanager
+def temporary_directory(beside: str | os.PathLike[str]) -> Iterator[Path]:
+    """A scratch folder beside ``beside`` (named as its temporaries are), removed on exit."""
+    beside = Path(beside)
+    beside.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(beside), dir=beside.parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
+    """Temporaries of ``target`` whose writer is gone (a dead pid, or a pid reused since)."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    me = Owner.current()
+    stale = []
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
+        match = _TEMPORARY.match(path.name[len(target.name) + 1:])
+        if match and Owner(me.host, int(match[1]), match[2]).alive():
+            continue  # a live process is writing it (a parallel worker, say)
+        stale.append(path)
+    return stale
+
+
+def clear_stale_temporaries(*targets: str | os.PathLike[str]) -> list[Path]:
+    """Remove what killed writers left beside ``targets`` (a stage calls this before it starts);
+    each removal is reported on stderr. Returns the paths removed."""
+    return _remove([path for target in targets for path in stale_temporaries(target)])
+
+
+# Folders of a project never searched for temporaries (tools, caches, environments).
+_NOT_SEARCHED = {".git", ".dvc", ".venv", "venv", "node_modules", "__pycache__"}
+
+
+def sweep_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
+    """Remove every stale temporary under the project ``root``: also those of a stage that DVC
+    restores from its run cache instead of running again. Returns the paths removed."""
+    stale = []
+    for folder, dirs, files in os.walk(root):
+        found = [name for name in (*dirs, *files) if ".tmp-" in name and name.startswith(".")]
+        dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and d not in found]
+        for name in found:
+            target = Path(folder) / name[1:name.index(".tmp-")]
+            if Path(folder) / name in stale_temporaries(target):
+                stale.append(Path(folder) / name)
+    return _remove(stale)
+
+
+def _remove(paths: list[Path]) -> list[Path]:
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+        print(f"recovered: removed {path}, left by a killed run", file=sys.stderr)
+    return paths
 
 
 def _umask() -> int:

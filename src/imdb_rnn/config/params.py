@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, get_args
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
@@ -365,6 +367,8 @@ class Params(_Section):
 
 
 _UNION_MEMBERS = frozenset({"range", "choices"})  # the tags of a Dimension
+# Longest params error: one terminal line.
+MAX_MESSAGE = 200
 
 
 def _format_location(loc: tuple[Any, ...]) -> str:
@@ -378,29 +382,113 @@ def _format_location(loc: tuple[Any, ...]) -> str:
     return ".".join(parts)
 
 
+def _union_tags(member: Any) -> set[str]:
+    """The tags a discriminated union's member answers to (its family literal, or its Tag)."""
+    if get_origin(member) is Annotated:
+        tags = {m.tag for m in get_args(member)[1:] if isinstance(m, Tag)}
+        return tags or _union_tags(get_args(member)[0])
+    if isinstance(member, type) and issubclass(member, BaseModel) and "family" in member.model_fields:
+        return {str(a) for a in get_args(member.model_fields["family"].annotation)}
+    return set()
 
-def _one_line(error: ValidationError, source: str) -> str:
+
+def _keys_at(loc: tuple[Any, ...]) -> list[str] | None:
+    """The valid keys of the mapping at pydantic location ``loc`` (None when it is no section)."""
+    tp: Any = Params
+    parts = list(loc)
+    while True:
+        origin = get_origin(tp)
+        if origin is Annotated:
+            tp = get_args(tp)[0]
+        elif origin in (Union, UnionType):
+            members = [m for m in get_args(tp) if m is not type(None)]
+            if len(members) == 1:
+                tp = members[0]
+            elif parts:
+                tagged = [m for m in members if str(parts[0]) in _union_tags(m)]
+                if not tagged:
+                    return None
+                tp = tagged[0]
+                parts.pop(0)
+            else:
+                return None
+        elif origin is dict and parts:
+            tp = get_args(tp)[1]
+            parts.pop(0)
+        elif isinstance(tp, type) and issubclass(tp, BaseModel):
+            if not parts:
+                return list(tp.model_fields)
+            field = tp.model_fields.get(str(parts.pop(0)))
+            if field is None:
+                return None
+            tp = field.annotation
+        else:
+            return None
+
+
+def _written_where(where: str, overrides: Any, profile: str | None) -> str:
+    """``where`` as the user wrote it: under ``profiles.PROFILE`` when the profile sets it."""
+    if profile is None:
+        return where
+    node = overrides
+    for part in where.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return where
+        node = node[part]
+    return f"profiles.{profile}.{where}"
+
+
+def _suggest(word: Any, candidates: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in candidates], n=1, cutoff=0.5)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _shown(value: Any, limit: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _one_line(error: ValidationError, source: str, overrides: Any = None,
+              profile: str | None = None) -> str:
+    """The first problem of ``error`` on one line of at most MAX_MESSAGE characters: the key as
+    written (``profiles.smoke....`` when the profile sets it), what is wrong, the closest valid
+    key or value."""
     errors = error.errors()
     # A misspelt key shows up as one unknown and one missing key: report the unknown one first.
     first = min(errors, key=lambda e: e["type"] != "extra_forbidden")
     more = len(errors) - 1
-    where = _format_location(first["loc"]) or "(top level)"
+    where = _format_location(first["loc"])
     if first["type"] == "extra_forbidden":
-        missing = [str(e["loc"][-1]) for e in errors
-                   if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
-        close = difflib.get_close_matches(str(first["loc"][-1]), missing, n=1)
-        message = f"unknown key (did you mean {close[0]}?)" if close else "unknown key"
-        more -= bool(close)  # the "missing" twin of the misspelt key is the same problem
+        key = str(first["loc"][-1])
+        valid = _keys_at(first["loc"][:-1]) or [
+            str(e["loc"][-1]) for e in errors
+            if e["type"] == "missing" and e["loc"][:-1] == first["loc"][:-1]]
+        hint = _suggest(key, valid)
+        message = f"unknown key{hint}"
+        # The "missing" twin of the misspelt key is the same problem.
+        more -= sum(1 for e in errors if e["type"] == "missing"
+                    and e["loc"][:-1] == first["loc"][:-1] and hint)
     elif first["type"] == "missing":
         message = "missing key"
     elif first["type"] == "value_error":  # a validator's own message says what is wrong
         message = str(first["ctx"]["error"])
+    elif first["type"] == "union_tag_invalid":  # an unknown family: name the value only
+        tag = first["ctx"]["tag"]
+        where = f"{where}.{first['ctx']['discriminator'].strip(chr(39))}"
+        expected = re.findall(r"'([^']*)'", first["ctx"]["expected_tags"])
+        message = f"unknown value {_shown(tag)}{_suggest(tag, expected) or ''}; valid: " \
+                  f"{', '.join(expected)}"
+    elif first["type"] == "literal_error":
+        expected = re.findall(r"'([^']*)'", first["ctx"]["expected"])
+        message = f"{first['msg']} (got {_shown(first['input'])})" \
+                  f"{_suggest(first['input'], expected)}"
     else:
-        message = f"{first['msg']} (got {first['input']!r})"
+        message = f"{first['msg']} (got {_shown(first['input'])})"
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    if not first["loc"]:  # a check across sections names its keys itself
-        return f"{source}: {message}{suffix}"
-    return f"{source}: {where}: {message}{suffix}"
+    if where:  # a check across sections (empty location) names its keys itself
+        message = f"{_written_where(where, overrides, profile)}: {message}"
+    line = f"{source}: {message}{suffix}"
+    return line if len(line) <= MAX_MESSAGE else line[:MAX_MESSAGE - 3] + "..."
 
 
 def _merge(base: Any, override: Any) -> Any:
@@ -410,39 +498,49 @@ def _merge(base: Any, override: Any) -> Any:
     return override
 
 
+def _profiles(data: dict, source: str) -> tuple[str, dict]:
+    """The selected profile's name and every profile's overrides, checked as mappings."""
+    profile = data.get("profile", "full")
+    profiles = data.get("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise PipelineError(f"{source}: profiles: expected a mapping of profile names")
+    for name, overrides in profiles.items():
+        if not isinstance(overrides, dict):
+            raise PipelineError(f"{source}: profiles.{name}: expected a mapping of sections")
+    if profile != "full" and profile not in profiles:
+        raise PipelineError(f"{source}: profile: {_shown(profile)} is not 'full' or a key of "
+                            f"profiles ({', '.join(map(str, profiles)) or 'none'})"
+                            f"{_suggest(profile, ['full', *profiles])}")
+    return profile, profiles
+
+
 def apply_profile(data: dict, source: str = "params.yaml") -> dict:
     """The params with the overrides of the selected profile (``profile``) applied.
 
     ``profile: full`` (the default) is the file as written; any other name must be a key of
     ``profiles``, whose mapping is merged over the file (e.g. ``profiles.smoke``).
     """
-    data = dict(data)
-    profile = data.pop("profile", "full")
-    profiles = data.pop("profiles", {}) or {}
-    if not isinstance(profiles, dict):
-        raise PipelineError(f"{source}: profiles: expected a mapping of profile names")
-    if profile == "full":
-        return data
-    if profile not in profiles:
-        raise PipelineError(f"{source}: profile: {profile!r} is not 'full' or a key of profiles "
-                            f"({', '.join(profiles) or 'none'})")
-    return _merge(data, profiles[profile])
+    profile, profiles = _profiles(data, source)
+    data = {k: v for k, v in data.items() if k not in ("profile", "profiles")}
+    return data if profile == "full" else _merge(data, profiles[profile])
 
 
 def parse_params(data: Any, source: str = "params.yaml", profile: str | None = None) -> Params:
     """Validate an already-loaded params mapping (after applying its profile).
 
-    ``profile`` selects a profile other than the file's own ``profile`` key.
+    ``profile`` selects a profile other than the file's own ``profile`` key. Errors name the key
+    as written: ``profiles.smoke.train.models.lstm.epochs`` when the profile sets it.
     """
     if not isinstance(data, dict):
         raise PipelineError(f"{source}: expected a mapping of sections at the top level")
     if profile is not None:
         data = {**data, "profile": profile}
-    data = apply_profile(data, source)
+    selected, profiles = _profiles(data, source)
     try:
-        return Params.model_validate(data)
+        return Params.model_validate(apply_profile(data, source))
     except ValidationError as error:
-        raise PipelineError(_one_line(error, source)) from None
+        overrides, name = (None, None) if selected == "full" else (profiles[selected], selected)
+        raise PipelineError(_one_line(error, source, overrides, name)) from None
 
 
 def load_params(path: str | os.PathLike[str] = "params.yaml", profile: str | None = None

@@ -20,6 +20,7 @@ import numpy as np
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.config.params import EmbedParams, ModelSection, PreprocessParams
+from imdb_rnn.data.preprocess import check_member
 from imdb_rnn.data.vectorize import OOV_ID, PAD_ID
 
 _UNLABELED = re.compile(r"^(?:\./)?aclImdb/train/unsup/(\d+)_0\.txt$")
@@ -35,6 +36,7 @@ def read_unlabeled(path: str | Path) -> list[str]:
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
+                check_member(member, path)
                 match = _UNLABELED.match(member.name)
                 if match and member.isfile():
                     handle = archive.extractfile(member)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pooch
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.io import atomic_path
+from imdb_rnn.io import atomic_path, temporary_directory
 from imdb_rnn.config.params import FetchParams
 
 
@@ -36,25 +37,20 @@ def copy_verified(source: Path, expected_sha256: str, out_path: Path) -> None:
 
 
 def download_verified(url: str, expected_sha256: str, out_path: Path, *, progressbar: bool) -> None:
-    """Download ``url`` to ``out_path``; pooch writes to a temporary file and verifies before moving."""
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        pooch.retrieve(
-            url,
-            known_hash=f"sha256:{expected_sha256}",
-            fname=out_path.name,
-            path=out_path.parent,
-            progressbar=progressbar,
-        )
-    except ValueError as error:  # pooch's checksum mismatch
-        out_path.unlink(missing_ok=True)
-        raise PipelineError(f"{url}: downloaded file failed verification: {error}") from None
-    except Exception as error:  # requests' connection, HTTP and timeout errors
-        out_path.unlink(missing_ok=True)
-        raise PipelineError(
-            f"could not download {url} ({type(error).__name__}: {error}); "
-            "on a machine without internet set fetch.local_archive to a local copy"
-        ) from None
+    """Download ``url`` to ``out_path``, verified; pooch's partial download stays inside a
+    temporary folder beside ``out_path`` (removed on failure, or by the next run after a kill)."""
+    with temporary_directory(out_path) as tmp:
+        try:
+            downloaded = pooch.retrieve(url, known_hash=f"sha256:{expected_sha256}",
+                                        fname=out_path.name, path=tmp, progressbar=progressbar)
+        except ValueError as error:  # pooch's checksum mismatch
+            raise PipelineError(f"{url}: downloaded file failed verification: {error}") from None
+        except Exception as error:  # requests' connection, HTTP and timeout errors
+            raise PipelineError(
+                f"could not download {url} ({type(error).__name__}: {error}); "
+                "on a machine without internet set fetch.local_archive to a local copy"
+            ) from None
+        os.replace(downloaded, out_path)
 
 
 def fetch_archive(params: FetchParams, out_path: str | Path) -> str:

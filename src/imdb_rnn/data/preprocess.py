@@ -24,6 +24,9 @@ RATINGS = {"neg": range(1, 5), "pos": range(7, 11)}
 COLUMNS = ["review", "id", "split", "label", "rating", "text"]
 
 _REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
+# A review folder: train|test/pos|neg, and train/unsup; nothing but <id>_<rating>.txt inside.
+_REVIEW_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg|unsup)/(.+)$")
+_REVIEW_FILE = re.compile(r"^\d+_\d+\.txt$")
 _LABEL_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/?$")
 
 
@@ -31,6 +34,42 @@ def review_key(member_name: str) -> tuple[str, str, str, str] | None:
     """(split, label, id, rating) of a labeled review's path inside the archive, else None."""
     match = _REVIEW.match(member_name)
     return match.groups() if match else None  # type: ignore[return-value]
+
+
+def member_problem(member: tarfile.TarInfo) -> str | None:
+    """Why an archive member cannot belong to the aclImdb dataset, or None when it can.
+
+    Refused: paths that leave the archive's folder (``..``, absolute), links and special files,
+    and anything but ``<id>_<rating>.txt`` files inside a review folder. The official archive's
+    other files (README, imdb.vocab, *.feat, urls_*.txt) are accepted. Members are only ever
+    read in memory, never extracted.
+    """
+    name = member.name
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name):
+        return "absolute path"
+    if ".." in re.split(r"[/\\]", name):
+        return "path with '..'"
+    if member.issym() or member.islnk():
+        return f"link to {member.linkname[:60]!r}"
+    if not (member.isfile() or member.isdir()):
+        return "not a regular file or folder"
+    folder = _REVIEW_DIR.match(name.rstrip("/"))
+    if folder:
+        split, label, rest = folder.groups()
+        if label == "unsup" and split != "train":
+            return "unexpected folder (unlabeled reviews are in train/unsup)"
+        if member.isdir() or not _REVIEW_FILE.match(rest):
+            return f"unexpected {'folder' if member.isdir() else 'file'} in a review folder " \
+                   f"(expected <id>_<rating>.txt)"
+    return None
+
+
+def check_member(member: tarfile.TarInfo, archive: str | Path) -> None:
+    """A one-line PipelineError naming the member when :func:`member_problem` finds one."""
+    problem = member_problem(member)
+    if problem is not None:
+        shown = member.name if len(member.name) <= 80 else member.name[:77] + "..."
+        raise PipelineError(f"{archive}: member {shown!r}: {problem}; not the aclImdb archive")
 
 
 def read_archive(path: str | Path) -> pd.DataFrame:
@@ -48,6 +87,7 @@ def read_archive(path: str | Path) -> pd.DataFrame:
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
+                check_member(member, path)
                 if member.isdir():
                     dir_match = _LABEL_DIR.match(member.name)
                     if dir_match:

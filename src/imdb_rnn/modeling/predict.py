@@ -33,6 +33,10 @@ def predict_probabilities(model: keras.Model, sequences: Sequences, shape: Input
     return out
 
 
+# What a model folder's preprocessing settings must hold.
+SETTINGS = ("lowercase", "punctuation", "maxlen", "padding", "truncating", "fixed_length")
+
+
 class Predictor:
     """A trained model folder (model, vocabulary, input settings), loaded once."""
 
@@ -42,9 +46,22 @@ class Predictor:
             raise PipelineError(f"{model_dir}: no {MODEL_FILE} here (train the model first: "
                                 f"dvc repro train@NAME)")
         self.settings = read_json(model_dir / PREPROCESSING_FILE, "preprocessing settings")
-        self.vocabulary = load_vocabulary(model_dir / VOCAB_FILE)
-        self.model = load_model(model_dir / MODEL_FILE)
+        missing = [k for k in SETTINGS if not isinstance(self.settings, dict)
+                   or k not in self.settings]
+        if missing:
+            raise PipelineError(f"{model_dir / PREPROCESSING_FILE}: preprocessing settings lack "
+                                f"{', '.join(missing)}")
         self.shape = InputShape.from_json(self.settings)
+        try:
+            self.vocabulary = load_vocabulary(model_dir / VOCAB_FILE)
+        except (OSError, UnicodeDecodeError) as error:
+            raise PipelineError(f"{model_dir / VOCAB_FILE}: cannot read the vocabulary "
+                                f"({type(error).__name__})") from None
+        try:
+            self.model = load_model(model_dir / MODEL_FILE)
+        except Exception as error:  # Keras: ValueError, zipfile.BadZipFile, OSError, ...
+            raise PipelineError(f"{model_dir / MODEL_FILE}: not a readable Keras model "
+                                f"({type(error).__name__}: {str(error)[:100]})") from None
 
     def predict_sequences(self, sequences: Sequences, batch_size: int = 256) -> np.ndarray:
         """Positive-class probability per already vectorized review, in their order."""

@@ -6,9 +6,16 @@ from pathlib import Path
 
 from imdb_rnn.config import Params
 from imdb_rnn.evaluation import EvaluationPaths, tracked_metrics, write_evaluation
-from imdb_rnn.evaluation.reference import score_references
+from imdb_rnn.evaluation.reference import REFERENCE_MODELS, score_references
 from imdb_rnn.layout import PREDICTIONS, ROC, TEST_METRICS
 from imdb_rnn.tracking import runs as tracking
+
+
+def reference_paths(out_dir: Path, predictions_dir: Path) -> dict[str, EvaluationPaths]:
+    """Where each reference model's metrics, ROC points and predictions go."""
+    return {name: EvaluationPaths(out_dir / name / TEST_METRICS, out_dir / name / ROC,
+                                  predictions_dir / name / PREDICTIONS)
+            for name in REFERENCE_MODELS}
 
 
 def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: Path) -> dict:
@@ -23,9 +30,8 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
                                                          table_path)) as run:
             run.log_params({"model": name, "family": name, **model.params})
             run.log_metrics(tracked_metrics(model.result))
+    paths = reference_paths(out_dir, predictions_dir)
     for name, model in scored.items():
         write_evaluation(model.result, reviews, labels, model.probabilities,
-                         threshold=params.evaluate.threshold,
-                         paths=EvaluationPaths(out_dir / name / TEST_METRICS, out_dir / name / ROC,
-                                               predictions_dir / name / PREDICTIONS))
+                         threshold=params.evaluate.threshold, paths=paths[name])
     return {name: model.result for name, model in scored.items()}

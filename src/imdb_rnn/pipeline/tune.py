@@ -204,21 +204,27 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
     full_name = tuning.study_name(name, spec, tune, base)
     study = tuning.open_study(full_name, storage, spec.sampler, tune)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    if parent_id is None:
-        parent = tracking.study_parent_run(
+    found = experiment.attach(parent_id) if parent_id else None
+    if found is None:
+        parent, status = tracking.study_parent_run(
             experiment, full_name, f"{name} (study)",
             tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
             | {"sampler": spec.sampler})
         study.set_user_attr("mlflow_parent_run_id", parent.id)
-        parent.log_params({"study": full_name, "sampler": spec.sampler,
-                                         "model": spec.model, "family": base.family,
-                                         "n_trials": tune.n_trials, "epochs": tune.epochs,
-                                         "subsample": tune.subsample, "pruner": tune.pruner,
-                                         "storage": tuning.storage_url(tune)})
+        if status is None:  # created here
+            parent.log_params({"study": full_name, "sampler": spec.sampler,
+                               "model": spec.model, "family": base.family,
+                               "n_trials": tune.n_trials, "epochs": tune.epochs,
+                               "subsample": tune.subsample, "pruner": tune.pruner,
+                               "storage": tuning.storage_url(tune)})
     else:
-        parent = tracking.Run(experiment.client, parent_id)
-        if not worker:
-            parent.set_tags({"status_note": "resumed"})
+        parent, status = found, tracking.status_of(found)
+    if not worker:
+        # Resumed: an earlier run of the stage ended (or died: connect() ended its run FAILED);
+        # a parent RUNNING without owner was created a moment ago by a worker.
+        if status not in (None, "RUNNING"):
+            parent.set_tags({"status_note": f"resumed after {status}"})
+        tracking.own(parent)
     objective = Objective(params, name, data_dir, experiment, parent)
     start = time.perf_counter()
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -28,6 +27,7 @@ import optuna
 from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.process import Owner
 from imdb_rnn.config.params import (ChoiceDimension, ModelSection, RangeDimension, StudyParams,
                              TuneParams)
 
@@ -48,6 +48,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         if url.startswith("journal:"):
             path = Path(url.removeprefix("journal:"))
+            check_journal(path)
             path.parent.mkdir(parents=True, exist_ok=True)
             backend = optuna.storages.journal.JournalFileBackend(
                 str(path), lock_obj=optuna.storages.journal.JournalFileOpenLock(str(path)))
@@ -60,10 +61,35 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return optuna.storages.RDBStorage(
                 url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
                 heartbeat_stale_trial_callback=retry)
+    except PipelineError:
+        raise
     except Exception as error:  # bad URL, driver missing, server down, unreadable journal
         reason = " ".join(str(error).split())[:200]
         raise PipelineError(f"Optuna storage {url} cannot be opened: "
                             f"{type(error).__name__}: {reason}") from None
+
+
+def check_journal(path: Path) -> None:
+    """A one-line error when a journal file is not what Optuna wrote: a line that is not JSON,
+    or a last line cut short. Checked before Optuna opens it, so nothing is appended to a
+    corrupt journal."""
+    if not path.exists():
+        return
+    try:
+        with open(path, "rb") as journal:
+            for number, line in enumerate(journal, start=1):
+                if not line.endswith(b"\n"):
+                    raise PipelineError(f"Optuna journal {path}: line {number} is cut short "
+                                        "(not written by Optuna, or a write was interrupted); "
+                                        "the file is left as it is")
+                try:
+                    json.loads(line)
+                except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                    raise PipelineError(f"Optuna journal {path}: line {number} is not valid "
+                                        "JSON: the journal is corrupt; the file is left as it "
+                                        "is") from None
+    except OSError as error:
+        raise PipelineError(f"Optuna journal {path}: cannot be read ({error.strerror})") from None
 
 
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
@@ -135,34 +161,15 @@ def with_values(base: ModelSection, values: Mapping[str, Any], **overrides: Any)
 
 # --- workers -----------------------------------------------------------------------------------
 
-def _process_start(pid: int) -> str:
-    """A token that tells a live process from a later one reusing its pid (Linux /proc)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
 def worker_id() -> str:
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
+    """This process as a trial's worker: ``host:pid:start``."""
+    return str(Owner.current())
 
 
 def _worker_alive(worker: str) -> bool | None:
     """True/False for a worker on this host; None when it ran elsewhere (cannot tell)."""
-    try:
-        host, pid, start = worker.split(":")
-    except ValueError:
-        return None
-    if host != socket.gethostname():
-        return None
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return _process_start(int(pid)) == start
+    owner = Owner.parse(worker)
+    return None if owner is None else owner.alive()
 
 
 def recover_dead_trials(study: optuna.Study) -> list[int]:

@@ -8,6 +8,11 @@ stages record them here.
 
 Default store: ``sqlite:///mlflow.db`` in the project (no server to start). ``MLFLOW_TRACKING_URI``
 in the environment points every stage at a shared tracking server instead.
+
+Every run records its owner (tags ``owner.host``, ``owner.pid``, ``owner.start``,
+``owner.boot``). A process killed with SIGKILL leaves its runs RUNNING; the next process that
+connects to the experiment ends FAILED every RUNNING run whose owner on this host is gone
+(:func:`recover_dead_runs`). Runs of owners on other hosts are left alone.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +39,7 @@ except ImportError:  # Windows: no lock needed for a single local process
 
 from imdb_rnn.config import MlflowParams, ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.process import Owner
 
 # Without this tag MLflow 3 opens an experiment in its GenAI view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -103,7 +110,8 @@ class Experiment:
     def run(self, run_name: str, *, tags: Mapping[str, str] | None = None) -> Iterator[Run]:
         """A new run, closed whatever happens: FINISHED, or FAILED when the block raises."""
         try:
-            created = self.client.create_run(self.id, run_name=run_name, tags=dict(tags or {}))
+            created = self.client.create_run(self.id, run_name=run_name,
+                                             tags={**(tags or {}), **Owner.current().tags()})
         except mlflow.exceptions.MlflowException as error:
             raise PipelineError(f"MLflow run {run_name} cannot be started: {_one_line(error)} "
                                 f"(tracking store {self.uri})") from None
@@ -176,7 +184,31 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    return Experiment(client, experiment_id, uri)
+    experiment = Experiment(client, experiment_id, uri)
+    recover_dead_runs(experiment)
+    return experiment
+
+
+def recover_dead_runs(experiment: Experiment) -> list[str]:
+    """End FAILED the RUNNING runs of the store (every experiment: the stage that left them may
+    never run again, when DVC restores it from its run cache) whose owner process on this host
+    is gone (killed with SIGKILL, or the machine went down); returns their ids."""
+    me = Owner.current()
+    closed = []
+    experiment_ids = [e.experiment_id for e in experiment.client.search_experiments()]
+    for found in experiment.client.search_runs(
+            experiment_ids, max_results=1000,
+            filter_string=f"attributes.status = 'RUNNING' and tags.`owner.host` = '{me.host}'"):
+        owner = Owner.from_tags(found.data.tags)
+        if owner is None or not owner.is_dead():
+            continue
+        run = Run(experiment.client, found.info.run_id)
+        run.set_tags({"fail_reason": f"its process {owner} died; ended by process {me.pid}"})
+        run.end("FAILED")
+        print(f"recovered: MLflow run {found.info.run_name} ({found.info.run_id}) of dead "
+              f"process {owner} ended FAILED", file=sys.stderr)
+        closed.append(found.info.run_id)
+    return closed
 
 
 @contextlib.contextmanager
@@ -271,20 +303,31 @@ TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
 def study_parent_run(experiment: Experiment, study: str, run_name: str,
-                     tags: Mapping[str, str]) -> Run:
-    """The study's parent run: found by its tag (a resumed study or another worker) or created.
+                     tags: Mapping[str, str]) -> tuple[Run, str | None]:
+    """The study's parent run and its status when found (None when created here): found by its
+    tag (a resumed study or another worker) or created.
 
-    It is (re)marked RUNNING while trials run.
+    The stage's own process owns the parent; a worker that creates it leaves it without owner,
+    RUNNING, for the stage to finish.
     """
     found = experiment.runs(f"tags.{STUDY_TAG} = '{study}' and tags.run_kind = 'study'",
                             order_by=["attributes.start_time ASC"], max_results=1)
     if found:
-        run = Run(experiment.client, found[0].info.run_id)
-        experiment.client.update_run(run.id, status="RUNNING")
-        return run
+        return Run(experiment.client, found[0].info.run_id), found[0].info.status
     created = experiment.client.create_run(experiment.id, run_name=run_name,
                                            tags={**tags, STUDY_TAG: study, "run_kind": "study"})
-    return Run(experiment.client, created.info.run_id)
+    return Run(experiment.client, created.info.run_id), None
+
+
+def status_of(run: Run) -> str:
+    """RUNNING, FINISHED, FAILED or KILLED."""
+    return run.client.get_run(run.id).info.status
+
+
+def own(run: Run) -> None:
+    """This process takes ``run`` over: RUNNING, with this process as its owner."""
+    run.set_tags(Owner.current().tags())
+    run.client.update_run(run.id, status="RUNNING")
 
 
 def start_child_run(experiment: Experiment, parent: Run, run_name: str,
@@ -292,7 +335,8 @@ def start_child_run(experiment: Experiment, parent: Run, run_name: str,
     """A trial's run, nested under the study's parent run."""
     created = experiment.client.create_run(
         experiment.id, run_name=run_name,
-        tags={**tags, "mlflow.parentRunId": parent.id, "run_kind": "trial"})
+        tags={**tags, "mlflow.parentRunId": parent.id, "run_kind": "trial",
+              **Owner.current().tags()})
     run = Run(experiment.client, created.info.run_id)
     run.log_params(params)
     return run
