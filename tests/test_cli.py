@@ -1,8 +1,12 @@
 """Stage entry points: a killed stage closes its MLflow run and leaves no output."""
 
+import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from mlflow.tracking import MlflowClient
 
@@ -35,3 +39,55 @@ def test_sigterm_fails_the_run_and_removes_temporaries(tmp_path, monkeypatch):
     assert MlflowClient(uri).get_run(run_id).info.status == "FAILED"
     assert not (tmp_path / "out.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.txt")]
+
+
+# --- imdb-predict: bad input is one line, exit 1, nothing printed on stdout ----------------------
+
+def _predict(*args, stdin: bytes = b"") -> subprocess.CompletedProcess:
+    script = str(Path(sys.executable).parent / "imdb-predict")
+    return subprocess.run([script, *args], input=stdin, capture_output=True, timeout=300)
+
+
+def _model_folder(tmp_path, model: bytes = b"not a zip file") -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.keras").write_bytes(model)
+    (folder / "vocab.txt").write_text("<pad>\n<oov>\ngood\n")
+    (folder / "preprocessing.json").write_text(json.dumps(
+        {"lowercase": True, "punctuation": "strip", "maxlen": 10, "padding": "post",
+         "truncating": "pre", "fixed_length": False}))
+    return folder
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode == 1, result
+    assert result.stdout == b""  # nothing half printed
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    return lines[0]
+
+
+def test_predict_names_the_stdin_line_that_is_not_utf8(tmp_path):
+    line = _one_line_error(_predict(str(_model_folder(tmp_path)),
+                                    stdin=b"a fine film\nbad \xff byte\nok\n"))
+    assert "standard input line 2: not valid UTF-8 (byte 0xff at offset 4)" in line
+
+
+def test_predict_names_the_argument_that_is_not_utf8(tmp_path):
+    line = _one_line_error(_predict(str(_model_folder(tmp_path)), "fine", b"caf\xe9"))
+    assert "review argument 2: not valid UTF-8 (byte 0xe9 at offset 3)" in line
+
+
+@pytest.mark.parametrize(("damage", "culprit"), [
+    (lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04 truncated"), "model.keras"),
+    (lambda f: (f / "model.keras").write_bytes(b"garbage"), "model.keras"),
+    (lambda f: (f / "preprocessing.json").write_text("{not json"), "preprocessing.json"),
+    (lambda f: (f / "preprocessing.json").write_text("{}"), "preprocessing.json"),
+    (lambda f: (f / "vocab.txt").unlink(), "vocab.txt"),
+    (lambda f: (f / "model.keras").unlink(), "no model.keras here"),
+])
+def test_predict_with_a_corrupt_model_folder_names_the_file(tmp_path, damage, culprit):
+    folder = _model_folder(tmp_path)
+    damage(folder)
+    line = _one_line_error(_predict(str(folder), "a fine film"))
+    assert culprit in line and len(line) <= 300, line

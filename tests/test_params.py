@@ -79,3 +79,41 @@ def test_a_profile_overrides_the_file_and_an_unknown_one_is_named():
     with pytest.raises(PipelineError, match="profile: 'fast' is not 'full' or a key of profiles "
                                             r"\(smoke\)"):
         apply_profile({**data, "profile": "fast"})
+
+
+def _models(raw: dict, profile: str | None = None) -> dict:
+    section = raw if profile is None else raw["profiles"].setdefault(profile, {})
+    return section.setdefault("train", {}).setdefault("models", {})
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda r: _models(r)["lstm"].update(family="lsmt"),
+     "params.yaml: train.models.lstm.family: unknown value 'lsmt' (did you mean 'lstm'?); valid: "),
+    (lambda r: _models(r, "smoke").setdefault("lstm", {}).update(epochz=3),
+     "params.yaml: profiles.smoke.train.models.lstm.epochz: unknown key (did you mean 'epochs'?)"),
+    (lambda r: _models(r, "smoke").setdefault("gru", {}).update(units="64"),
+     "params.yaml: profiles.smoke.train.models.gru.units: Input should be a valid integer "
+     "(got '64')"),
+    (lambda r: r["preprocess"].update(punctuation="strp"),
+     "preprocess.punctuation: Input should be 'keep', 'strip' or 'split' (got 'strp') "
+     "(did you mean 'strip'?)"),
+    (lambda r: r["tune"]["studies"]["lstm_tpe"].update(sampler="tpee"),
+     "(did you mean 'tpe'?)"),
+    (lambda r: r["tune"]["space"]["lstm"]["units"].update(lo=1),
+     "tune.space.lstm.units.lo: unknown key (did you mean 'low'?)"),
+    (lambda r: r.update(vectorise=r.pop("vectorize")),
+     "params.yaml: vectorise: unknown key (did you mean 'vectorize'?)"),
+    (lambda r: r["train"].update(patiense=r["train"].pop("patience")),
+     "train.patiense: unknown key (did you mean 'patience'?)"),
+    (lambda r: r.update(profile="smok"), "(did you mean 'smoke'?)"),
+    (lambda r: _models(r)["lstm"].update(units="x" * 500),
+     "train.models.lstm.units: Input should be a valid integer (got 'xxxxxxxxxxxx"),
+])
+def test_params_errors_fit_one_short_line_name_the_key_as_written_and_suggest(raw, edit, expected):
+    raw = raw | {"profile": "smoke"} if "profiles.smoke" in expected else raw
+    edit(raw)
+    with pytest.raises(PipelineError) as info:
+        parse_params(raw)
+    message = str(info.value)
+    assert expected in message, message
+    assert "\n" not in message and len(message) <= 200, (len(message), message)

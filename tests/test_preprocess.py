@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
+import tarfile
+from pathlib import Path
 
 import pytest
 from conftest import make_archive, tiny_reviews
@@ -134,3 +137,68 @@ def test_a_slice_keeps_every_split_and_label_balanced(tiny_archive):
     assert table.groupby(official)["label"].sum().to_dict() == {"test": 4, "train": 4}
     again, _ = build_table(raw, pp(per_label=4))
     assert again["review"].tolist() == table["review"].tolist()  # seeded by split_seed
+
+
+# --- hostile members: refused by name, never extracted ------------------------------------------
+
+def _with_member(path, info: tarfile.TarInfo, data: bytes = b"") -> object:
+    """The tiny archive plus one raw member (its name as given, not under aclImdb/)."""
+    make_archive(path, tiny_reviews(2))
+    with tarfile.open(path, "r:gz") as src:
+        members = [(m, src.extractfile(m).read() if m.isfile() else None) for m in src]
+    with tarfile.open(path, "w:gz") as out:
+        for member, content in members:
+            out.addfile(member, io.BytesIO(content) if content is not None else None)
+        info.size = len(data) if info.isfile() else 0
+        out.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    return path
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+@pytest.mark.parametrize(("member", "problem"), [
+    (_member("aclImdb/../../../x.txt"), "path with '..'"),
+    (_member("aclImdb/train/pos/../../../../etc/x_1.txt"), "path with '..'"),
+    (_member("/tmp/evil.txt"), "absolute path"),
+    (_member("aclImdb/train/pos/50_9.txt", tarfile.SYMTYPE, "/etc/passwd"), "link to '/etc/passwd'"),
+    (_member("aclImdb/train/neg/51_1.txt", tarfile.LNKTYPE, "aclImdb/README"), "link to"),
+    (_member("aclImdb/test/pos/fifo", tarfile.FIFOTYPE), "not a regular file or folder"),
+    (_member("aclImdb/train/pos/notes.txt"), "unexpected file in a review folder"),
+    (_member("aclImdb/test/neg/12_3.TXT"), "unexpected file in a review folder"),
+    (_member("aclImdb/train/neg/sub/1_1.txt"), "unexpected file in a review folder"),
+    (_member("aclImdb/test/pos/extra", tarfile.DIRTYPE), "unexpected folder in a review folder"),
+    (_member("aclImdb/test/unsup/1_0.txt"), "unexpected folder"),
+])
+def test_a_hostile_or_unexpected_member_stops_preprocess_naming_it(tmp_path, member, problem):
+    archive = _with_member(tmp_path / "bad.tar.gz", member, b"great film")
+    with pytest.raises(PipelineError) as info:
+        read_archive(archive)
+    message = str(info.value)
+    assert f"member {member.name!r}: {problem}" in message, message
+    assert "\n" not in message and len(message) < 300
+    assert not (tmp_path / "x.txt").exists() and not Path("/tmp/evil.txt").exists()
+
+
+def test_what_the_official_archive_holds_besides_reviews_is_accepted(tmp_path):
+    extras = {"README": b"r", "imdb.vocab": b"a\nb\n", "imdbEr.txt": b"0.1\n",
+              "train/labeledBow.feat": b"0 1:1\n", "train/unsupBow.feat": b"0 1:1\n",
+              "test/labeledBow.feat": b"0 1:1\n", "train/urls_pos.txt": b"http://x\n",
+              "train/urls_neg.txt": b"http://x\n", "train/urls_unsup.txt": b"http://x\n",
+              "test/urls_pos.txt": b"http://x\n", "test/urls_neg.txt": b"http://x\n",
+              "train/unsup/0_0.txt": b"unlabeled review"}
+    archive = make_archive(tmp_path / "official.tar.gz", tiny_reviews(2) | extras,
+                           dirs=("train/", "test/", "train/pos/", "train/unsup/"))
+    assert len(read_archive(archive)) == 8
+
+
+def test_embed_refuses_the_same_members(tmp_path):
+    from imdb_rnn.data.embed import read_unlabeled
+
+    archive = _with_member(tmp_path / "bad.tar.gz",
+                           _member("aclImdb/train/unsup/1_0.txt", tarfile.SYMTYPE, "../../x"))
+    with pytest.raises(PipelineError, match="link to"):
+        read_unlabeled(archive)

@@ -117,6 +117,27 @@ def test_an_unreachable_storage_is_one_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(("content", "problem"), [
+    (b'{"op_code": 0}\n{broken\n{"op_code": 1}\n', "line 2 is not valid JSON"),
+    (b'{"op_code": 0}\n{"op_co', "line 2 is cut short"),
+    (b'\xff\xfe\n', "line 1 is not valid JSON"),
+])
+def test_a_corrupt_journal_is_one_line_and_left_as_it_is(tmp_path, content, problem):
+    journal = tmp_path / "optuna.journal"
+    journal.write_bytes(content)
+    with pytest.raises(PipelineError, match=f"Optuna journal {journal}: {problem}") as error:
+        study = tuning.open_storage(f"journal:{journal}")
+        optuna.create_study(study_name="s", storage=study)
+    assert "\n" not in str(error.value) and len(str(error.value)) <= 200 + len(str(journal))
+    assert journal.read_bytes() == content  # nothing appended
+
+
+def test_an_unreachable_rdb_leaves_no_file(tmp_path):
+    with pytest.raises(PipelineError, match="cannot be opened"):
+        tuning.open_storage(f"mysql+pymysql://nobody@127.0.0.1:9/x")
+    assert list(tmp_path.iterdir()) == []
+
+
 # --- the trial loop ----------------------------------------------------------------------------
 
 def _journal_study(tmp_path: Path, name: str = "s") -> optuna.Study:
