@@ -79,7 +79,7 @@ def test_a_live_writers_temporary_is_kept_a_dead_ones_removed(tmp_path):
     target = tmp_path / "reports" / "x.json"
     target.parent.mkdir()
     me = Owner.current()
-    dead = target.parent / f".x.json.tmp-99999999-1-abcdefgh"
+    dead = target.parent / ".x.json.tmp-99999999-1-abcdefgh"
     old_style = target.parent / ".x.json.tmp-abcdefgh"  # written before owners were recorded
     dead.write_text("half")
     old_style.write_text("half")

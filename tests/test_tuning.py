@@ -132,12 +132,6 @@ def test_a_corrupt_journal_is_one_line_and_left_as_it_is(tmp_path, content, prob
     assert journal.read_bytes() == content  # nothing appended
 
 
-def test_an_unreachable_rdb_leaves_no_file(tmp_path):
-    with pytest.raises(PipelineError, match="cannot be opened"):
-        tuning.open_storage(f"mysql+pymysql://nobody@127.0.0.1:9/x")
-    assert list(tmp_path.iterdir()) == []
-
-
 # --- the trial loop ----------------------------------------------------------------------------
 
 def _journal_study(tmp_path: Path, name: str = "s") -> optuna.Study:
