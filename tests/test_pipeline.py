@@ -219,7 +219,7 @@ def test_misspelt_param_stops_with_one_line(project, tmp_path):
                   "--report-md", str(tmp_path / "r.md")], project, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == (f"error: {bad}: preprocess.lowercse: unknown key "
-                                     "(did you mean lowercase?)")
+                                     "(did you mean 'lowercase'?)")
     assert list(tmp_path.iterdir()) == [bad]
 
 

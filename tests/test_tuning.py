@@ -92,7 +92,7 @@ def test_study_name_follows_the_space_but_not_the_budget(tmp_path):
 
 @pytest.mark.parametrize("edit, message", [
     (lambda t: t["space"]["ff"].update(unitz={"low": 1, "high": 2}),
-     "tune.space.ff.unitz: not a parameter of feedforward models (did you mean units?)"),
+     "tune.space.ff.unitz: not a parameter of feedforward models (did you mean 'units'?)"),
     (lambda t: t["studies"].update(x={"model": "nope", "sampler": "tpe"}),
      "tune.studies.x.model: 'nope' is not a key of train.models (ff)"),
     (lambda t: t["space"]["ff"].update(dropout={"low": 0.5, "high": 0.1}),

@@ -360,7 +360,7 @@ class Params(_Section):
             for key in dims:
                 if key not in fields:
                     close = difflib.get_close_matches(key, fields, n=1)
-                    hint = f" (did you mean {close[0]}?)" if close else ""
+                    hint = f" (did you mean {close[0]!r}?)" if close else ""
                     raise ValueError(f"tune.space.{model}.{key}: not a parameter of "
                                      f"{models[model].family} models{hint}")
         return self
