@@ -8,6 +8,7 @@ input settings; :class:`Predictor` is its one loader.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +58,9 @@ class Predictor:
         except (OSError, UnicodeDecodeError) as error:
             raise PipelineError(f"{model_dir / VOCAB_FILE}: cannot read the vocabulary "
                                 f"({type(error).__name__})") from None
+        if not zipfile.is_zipfile(model_dir / MODEL_FILE):  # what Keras 3 saves
+            raise PipelineError(f"{model_dir / MODEL_FILE}: not a readable Keras model (not a "
+                                "zip archive: truncated or overwritten?)")
         try:
             self.model = load_model(model_dir / MODEL_FILE)
         except Exception as error:  # Keras: ValueError, zipfile.BadZipFile, OSError, ...
