@@ -75,6 +75,16 @@ def check_journal(path: Path) -> None:
     corrupt journal."""
     if not path.exists():
         return
+    # Under Optuna's own lock: a worker appending right now is never seen half-written.
+    lock = optuna.storages.journal.JournalFileOpenLock(str(path))
+    lock.acquire()
+    try:
+        _check_journal_lines(path)
+    finally:
+        lock.release()
+
+
+def _check_journal_lines(path: Path) -> None:
     try:
         with open(path, "rb") as journal:
             for number, line in enumerate(journal, start=1):
