@@ -115,8 +115,10 @@ def test_a_second_dvc_repro_in_one_workspace_stops_with_one_line_and_changes_not
     after = sorted(p.name for p in tmp_path.iterdir())
     assert first.poll() is None, "the first dvc repro ended before the second started"
     assert second.returncode != 0
+    # DVC's own message: one ERROR line naming the busy output, then the PID holding it.
     errors = [line for line in second.stderr.splitlines() if line.startswith("ERROR")]
-    assert len(errors) == 1 and "lock" in errors[0].lower(), second.stderr
+    assert len(errors) == 1 and "out.txt' is busy" in errors[0], second.stderr
+    assert f"(PID {first.pid})" in second.stderr, second.stderr
     assert after == before  # no dvc.lock, no output: the second touched nothing
     out, _ = first.communicate(timeout=120)
     assert first.returncode == 0, out
