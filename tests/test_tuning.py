@@ -402,3 +402,26 @@ def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
     assert parent.data.tags["best_run_id"] == children[best["best_trial"]].info.run_id
     (retrained,) = [r for r in runs if r.data.tags.get("run_kind") == "retrained_best"]
     assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
+
+
+def test_the_parent_run_says_resumed_only_after_an_earlier_stage_run_ended(tmp_path,
+                                                                          monkeypatch):
+    from imdb_rnn.pipeline.tune import work
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv(tuning.STORAGE_ENV, raising=False)
+    project = make_project(tmp_path, n_trials=1)
+    params = load_params(project / "params.yaml")
+    data = project / "data" / "vectorized"
+    _, experiment, created, _ = work(params, "ff_random", data, worker=True)
+    client = experiment.client
+    assert "owner.pid" not in client.get_run(created.id).data.tags  # a worker owns no parent
+    # The stage starts a moment after the worker created the parent: not a resume.
+    _, _, parent, _ = work(params, "ff_random", data)
+    tags = client.get_run(parent.id).data.tags
+    assert parent.id == created.id and "status_note" not in tags
+    assert tags["owner.pid"] == str(os.getpid())
+    parent.end("FAILED")  # the stage failed; its next run resumes the study
+    work(params, "ff_random", data)
+    assert client.get_run(parent.id).data.tags["status_note"] == "resumed after FAILED"
+    assert client.get_run(parent.id).info.status == "RUNNING"
