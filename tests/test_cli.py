@@ -80,14 +80,22 @@ def test_predict_names_the_argument_that_is_not_utf8(tmp_path):
 
 @pytest.mark.parametrize(("damage", "culprit"), [
     (lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04 truncated"), "model.keras"),
-    (lambda f: (f / "model.keras").write_bytes(b"garbage"), "model.keras"),
     (lambda f: (f / "preprocessing.json").write_text("{not json"), "preprocessing.json"),
     (lambda f: (f / "preprocessing.json").write_text("{}"), "preprocessing.json"),
     (lambda f: (f / "vocab.txt").unlink(), "vocab.txt"),
     (lambda f: (f / "model.keras").unlink(), "no model.keras here"),
 ])
-def test_predict_with_a_corrupt_model_folder_names_the_file(tmp_path, damage, culprit):
+def test_a_corrupt_model_folder_is_one_line_naming_the_file(tmp_path, damage, culprit):
+    from imdb_rnn.errors import PipelineError
+    from imdb_rnn.modeling.predict import Predictor
+
     folder = _model_folder(tmp_path)
     damage(folder)
-    line = _one_line_error(_predict(str(folder), "a fine film"))
-    assert culprit in line and len(line) <= 300, line
+    with pytest.raises(PipelineError) as error:
+        Predictor(folder)
+    assert culprit in str(error.value) and "\n" not in str(error.value), error.value
+
+
+def test_predict_with_a_corrupt_model_exits_1_and_prints_nothing(tmp_path):
+    line = _one_line_error(_predict(str(_model_folder(tmp_path)), "a fine film"))
+    assert "model.keras: not a readable Keras model" in line
