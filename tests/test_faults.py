@@ -61,9 +61,9 @@ def tiny_params(archive: Path) -> dict:
     params["preprocess"]["per_label"] = 40
     params["vectorize"]["max_features"] = 2000
     params["embed"].update(epochs=1, use_unlabeled=False)
-    params["train"]["models"] = {"cnn": params["train"]["models"]["cnn"] | {"epochs": 2}}
+    params["train"]["models"] = {"cnn": params["train"]["models"]["cnn"] | {"epochs": 1}}
     tune = params["tune"]
-    tune.update(n_trials=3, epochs=2, subsample=None, n_startup_trials=1,
+    tune.update(n_trials=2, epochs=1, subsample=None, n_startup_trials=1,
                 space={"cnn": tune["space"]["cnn"]},
                 studies={STUDY: {"model": "cnn", "sampler": "random"}})
     params["report"].update(seeds=[5], bootstrap_resamples=200)
