@@ -16,6 +16,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from conftest import ROOT
+from trial_memory import rss_growth
 from test_tuning import make_project
 
 from imdb_rnn.config.params import MlflowParams
@@ -159,8 +160,8 @@ def test_two_processes_writing_one_sqlite_store_lose_nothing(store):
 
 @pytest.mark.slow
 def test_twenty_trials_in_one_process_keep_memory_flat(tmp_path):
-    """RSS after each trial is in the trials table; after two warm-up trials it grows by less
-    than 60 MB over the next 18 (tiny data: a leak of a model or graph per trial shows)."""
+    """RSS after each trial is in the trials table; after two warm-up trials its trend grows by
+    less than 60 MB over the next 18 (tiny data: a leak of a model or graph per trial shows)."""
     project = make_project(tmp_path, n_trials=20, pruner="none", epochs=1)
     out = tmp_path / "rss.csv"
     result = subprocess.run(
@@ -170,4 +171,10 @@ def test_twenty_trials_in_one_process_keep_memory_flat(tmp_path):
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     table = pd.read_csv(out)
     assert len(table) == 20 and table["rss_mb"].notna().all()
-    assert table["rss_mb"].iloc[-1] - table["rss_mb"].iloc[2] < 60
+    assert rss_growth(table["rss_mb"].tolist(), 2) < 60
+
+
+def test_the_rss_trend_tells_a_leak_from_one_large_trial():
+    assert rss_growth([900, 1000] + [1000 + 10 * i for i in range(18)], 2) == pytest.approx(170)
+    spike = [900, 1000] + [1000] * 9 + [1500] + [1000] * 8
+    assert abs(rss_growth(spike, 2)) < 30

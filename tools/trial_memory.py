@@ -6,8 +6,10 @@ prints the trials table's RSS column and writes it to ``--out`` (CSV).
 
     python tools/trial_memory.py --study lstm_random --trials 20 --out /tmp/rss.csv
 
-Growth is measured from the trial after ``--warmup`` (TensorFlow's first graphs and caches) to
-the last; ``--tolerance-mb`` is the growth the loop may show (exit 1 above it).
+Growth is the least-squares trend of RSS over the trials after the first ``--warmup``
+(TensorFlow's first graphs and caches), times their number: a leak adds memory every trial,
+while one large configuration only raises RSS for a while (the allocator keeps its peak).
+``--tolerance-mb`` is the growth the loop may show (exit 1 above it).
 """
 
 from __future__ import annotations
@@ -19,16 +21,21 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
 from imdb_rnn.errors import PipelineError
 
 
 def rss_growth(rss: list[float], warmup: int) -> float:
-    """MB gained from the trial after ``warmup`` to the last one."""
-    if len(rss) <= warmup:
-        raise PipelineError(f"{len(rss)} trials with RSS: need more than the {warmup} warm-up")
-    return rss[-1] - rss[warmup]
+    """MB the trend of RSS gains from the trial after ``warmup`` to the last one."""
+    if len(rss) < warmup + 2:
+        raise PipelineError(f"{len(rss)} trials with RSS: need two more than the {warmup} "
+                            "warm-up")
+    after = np.asarray(rss[warmup:], dtype=float)
+    slope = np.polyfit(np.arange(len(after)), after, 1)[0]
+    return float(slope * (len(after) - 1))
 
 
 def measure(params_path: Path, study: str, trials: int, data: Path, scratch: Path):
@@ -67,7 +74,8 @@ def main() -> None:
     growth = rss_growth(rss, args.warmup)
     print(f"{len(table)} trials in {time.perf_counter() - start:.0f} s; RSS {rss[0]:.0f} MB after "
           f"the first, {rss[args.warmup]:.0f} after trial {args.warmup}, {rss[-1]:.0f} after the "
-          f"last: {growth:+.0f} MB after warm-up (tolerance {args.tolerance_mb:.0f} MB)")
+          f"last, {min(rss):.0f}-{max(rss):.0f} in all; trend after warm-up {growth:+.1f} MB "
+          f"(tolerance {args.tolerance_mb:.0f} MB)")
     if growth > args.tolerance_mb:
         sys.exit(1)
 
