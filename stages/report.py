@@ -1,14 +1,12 @@
 """DVC stage `report`: leaderboard with confidence intervals, McNemar tests, figures, one HTML page."""
 
 import argparse
-import os
-import shutil
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
 from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
-from imdb_rnn.io import clear_stale_temporaries, temporary_directory
+from imdb_rnn.io import clear_stale_temporaries, move_into_place, temporary_directory
 
 # What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
 OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
@@ -34,9 +32,7 @@ def main() -> None:
         board = build_report(params, args.reports, args.evaluation, Path(tmp))
         for name, target in targets.items():
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.is_dir():
-                shutil.rmtree(target)
-            os.replace(Path(tmp) / name, target)
+            move_into_place(Path(tmp) / name, target)
     best = board.iloc[0]
     print(f"report: {len(board)} models; best {best['model']} at {best['test_accuracy']:.2%} "
           f"-> {args.leaderboard_md}, {args.html}")

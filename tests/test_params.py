@@ -117,3 +117,9 @@ def test_params_errors_fit_one_short_line_name_the_key_as_written_and_suggest(ra
     message = str(info.value)
     assert expected in message, message
     assert "\n" not in message and len(message) <= 200, (len(message), message)
+
+
+@pytest.mark.parametrize("profile", [["smoke"], {"smoke": 1}, 3])
+def test_a_profile_that_is_not_a_name_is_one_line(raw, profile):
+    with pytest.raises(PipelineError, match=r"params.yaml: profile: expected a profile name"):
+        parse_params(raw | {"profile": profile})

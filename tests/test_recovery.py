@@ -178,3 +178,36 @@ def test_the_rss_trend_tells_a_leak_from_one_large_trial():
     assert rss_growth([900, 1000] + [1000 + 10 * i for i in range(18)], 2) == pytest.approx(170)
     spike = [900, 1000] + [1000] * 9 + [1500] + [1000] * 8
     assert abs(rss_growth(spike, 2)) < 30
+
+
+def test_an_owner_of_another_machine_or_container_is_never_declared_dead():
+    import dataclasses
+
+    me = Owner.current()
+    gone = dataclasses.replace(me, pid=99999999)
+    assert gone.alive() is False
+    assert dataclasses.replace(gone, machine="another-machine").alive() is None
+    assert dataclasses.replace(gone, pidns="1").alive() is None  # a container, same hostname
+    rebooted = dataclasses.replace(me, boot="an-earlier-boot")
+    assert rebooted.alive() is (False if me.machine else None)
+    assert Owner.from_tags(me.tags()) == me
+
+
+def test_the_sweep_leaves_names_that_are_not_its_own(tmp_path):
+    theirs = [tmp_path / ".cache.tmp-notours", tmp_path / ".x.tmp-1-2-toolong123"]
+    for path in theirs:
+        path.write_text("keep")
+    old_folder = tmp_path / ".models.tmp-99999999-1-old"  # a folder moved aside, then killed
+    old_folder.mkdir()
+    assert sweep_stale_temporaries(tmp_path) == [old_folder]
+    assert all(path.exists() for path in theirs)
+
+
+def test_replacing_a_folder_moves_the_old_one_aside_under_a_temporarys_name(tmp_path):
+    target = tmp_path / "model"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]

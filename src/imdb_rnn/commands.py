@@ -31,15 +31,19 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
                         help="probability from which a review is called positive (default 0.5)")
     args = parser.parse_args(argv)
     texts = (_checked_arguments(args.texts) if args.texts
-             else [t for t in _stdin_lines(sys.stdin.buffer) if t.strip()])
+             else [t for t in _stdin_lines(sys.stdin.buffer) if t.strip()] if sys.stdin
+             else [])
     if not texts:
         raise PipelineError("no review text given (pass it as arguments or on stdin)")
     probabilities = Predictor(args.model_dir).predict(texts)
     # Everything is computed before anything is printed: an error prints no partial result.
     lines = [f"{p:.4f}\t{'pos' if p >= args.threshold else 'neg'}\t{_shown(t)}"
              for t, p in zip(texts, probabilities, strict=True)]
-    sys.stdout.buffer.write(("\n".join(lines) + "\n").encode("utf-8"))
-    sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(("\n".join(lines) + "\n").encode("utf-8"))
+        sys.stdout.flush()
+    except BrokenPipeError:  # `imdb-predict ... | head`: the reader is gone, nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _invalid_utf8(where: str, data: bytes, error: UnicodeDecodeError) -> str:

@@ -23,7 +23,10 @@ from typing import Any
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
 
-_TEMPORARY = re.compile(r"\.tmp-(\d+)-(\d*)-")
+# What follows ".NAME" in a temporary's name: this module's (writer's pid and start time, then
+# tempfile's 8 random characters, "old" for a folder being replaced) or, before owners were
+# recorded, the random part alone.
+_TEMPORARY = re.compile(r"\.tmp-(?:(\d+)-(\d*)-)?(?:[a-z0-9_]{8}|old)")
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -51,15 +54,28 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         yield tmp
         # mkstemp/mkdtemp create private (0600/0700) entries; give the usual permissions.
         os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
-        if directory and target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
+        move_into_place(tmp, target)
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
         raise
+
+
+def move_into_place(source: Path, target: Path) -> None:
+    """Rename ``source`` to ``target`` (same file system), replacing a file or a folder.
+
+    An old folder is moved aside under a temporary's name first: a kill from here on leaves
+    the new output or the old one, never a half-deleted folder.
+    """
+    if target.is_dir() and not target.is_symlink():
+        old = target.with_name(f"{_temporary_prefix(target)}old")
+        os.replace(target, old)
+        os.replace(source, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(source, target)
 
 
 @contextlib.contextmanager
@@ -89,8 +105,10 @@ def stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
     me = Owner.current()
     stale = []
     for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
-        match = _TEMPORARY.match(path.name[len(target.name) + 1:])
-        if match and Owner(me.host, int(match[1]), match[2]).alive():
+        match = _TEMPORARY.fullmatch(path.name[len(target.name) + 1:])
+        if match is None:
+            continue  # not one of ours
+        if match[1] and Owner(me.host, int(match[1]), match[2]).alive():
             continue  # a live process is writing it (a parallel worker, say)
         stale.append(path)
     return stale
@@ -121,13 +139,20 @@ def sweep_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
 
 
 def _remove(paths: list[Path]) -> list[Path]:
+    removed = []
     for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        except OSError as error:
+            print(f"warning: cannot remove {path}, left by a killed run: {error.strerror}",
+                  file=sys.stderr)
+            continue
         print(f"recovered: removed {path}, left by a killed run", file=sys.stderr)
-    return paths
+        removed.append(path)
+    return removed
 
 
 def _umask() -> int:

@@ -23,10 +23,27 @@ def _start_ticks(pid: int) -> str:
         return ""
 
 
+def _read(path: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError:
+        return ""
+
+
 def _boot_id() -> str:
     """Changes at every boot: a pid recorded before a reboot never names a live process."""
+    return _read("/proc/sys/kernel/random/boot_id")
+
+
+def _machine_id() -> str:
+    """The machine, even where hostnames repeat (cloned VMs, containers)."""
+    return _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id")
+
+
+def _pid_namespace() -> str:
+    """Processes in another PID namespace (a container) cannot be asked by pid."""
     try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return str(os.stat("/proc/self/ns/pid").st_ino)
     except OSError:
         return ""
 
@@ -37,11 +54,14 @@ class Owner:
     pid: int
     start: str  # start ticks since boot; '' where /proc is missing
     boot: str = ""
+    machine: str = ""
+    pidns: str = ""
 
     @classmethod
     def current(cls) -> Owner:
         pid = os.getpid()
-        return cls(socket.gethostname(), pid, _start_ticks(pid), _boot_id())
+        return cls(socket.gethostname(), pid, _start_ticks(pid), _boot_id(), _machine_id(),
+                   _pid_namespace())
 
     def __str__(self) -> str:
         """``host:pid:start``, the form Optuna trials record as their worker."""
@@ -58,28 +78,39 @@ class Owner:
     def tags(self) -> dict[str, str]:
         """The owner as MLflow run tags."""
         return {"owner.host": self.host, "owner.pid": str(self.pid),
-                "owner.start": self.start, "owner.boot": self.boot}
+                "owner.start": self.start, "owner.boot": self.boot,
+                "owner.machine": self.machine, "owner.pidns": self.pidns}
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Owner | None:
         try:
             return cls(tags["owner.host"], int(tags["owner.pid"]), tags.get("owner.start", ""),
-                       tags.get("owner.boot", ""))
+                       tags.get("owner.boot", ""), tags.get("owner.machine", ""),
+                       tags.get("owner.pidns", ""))
         except (KeyError, ValueError):
             return None
 
     def alive(self) -> bool | None:
-        """True or False for an owner on this host (this boot); None when it ran elsewhere."""
-        if self.host != socket.gethostname():
+        """True or False for an owner of this machine and PID namespace; None when it ran
+        elsewhere or cannot be asked (another machine with the same hostname, a container)."""
+        me = Owner.current()
+        if self.host != me.host:
             return None
-        if self.boot and self.boot != _boot_id():
-            return False  # this machine rebooted since: every process of then is gone
+        for recorded, mine in ((self.machine, me.machine), (self.pidns, me.pidns)):
+            if recorded and mine and recorded != mine:
+                return None
+        if self.boot and self.boot != me.boot:
+            # Rebooted since (the same machine) or another machine of the same name.
+            return False if self.machine and self.machine == me.machine else None
+        if os.name != "posix":
+            return None
         try:
             os.kill(self.pid, 0)
         except ProcessLookupError:
             return False
-        except PermissionError:
-            pass  # someone else's live process
+        except PermissionError:  # another user's live process
+            start = _start_ticks(self.pid)
+            return True if not start else start == self.start
         return _start_ticks(self.pid) == self.start
 
     def is_dead(self) -> bool:

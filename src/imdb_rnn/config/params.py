@@ -502,6 +502,8 @@ def _profiles(data: dict, source: str) -> tuple[str, dict]:
     """The selected profile's name and every profile's overrides, checked as mappings."""
     profile = data.get("profile", "full")
     profiles = data.get("profiles", {}) or {}
+    if not isinstance(profile, str):
+        raise PipelineError(f"{source}: profile: expected a profile name (got {_shown(profile)})")
     if not isinstance(profiles, dict):
         raise PipelineError(f"{source}: profiles: expected a mapping of profile names")
     for name, overrides in profiles.items():

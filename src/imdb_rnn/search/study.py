@@ -87,11 +87,13 @@ def check_journal(path: Path) -> None:
 def _check_journal_lines(path: Path) -> None:
     try:
         with open(path, "rb") as journal:
+            offset = 0
             for number, line in enumerate(journal, start=1):
                 if not line.endswith(b"\n"):
-                    raise PipelineError(f"Optuna journal {path}: line {number} is cut short "
-                                        "(not written by Optuna, or a write was interrupted); "
-                                        "the file is left as it is")
+                    raise PipelineError(f"Optuna journal {path}: line {number} is cut short (a "
+                                        "write was interrupted?); the file is left as it is: "
+                                        f"`truncate -s {offset} {path}` drops that line")
+                offset += len(line)
                 try:
                     json.loads(line)
                 except ValueError:  # JSONDecodeError and UnicodeDecodeError

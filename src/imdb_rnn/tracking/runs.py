@@ -191,20 +191,39 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
 
 def recover_dead_runs(experiment: Experiment) -> list[str]:
     """End FAILED the RUNNING runs of the store (every experiment: the stage that left them may
-    never run again, when DVC restores it from its run cache) whose owner process on this host
-    is gone (killed with SIGKILL, or the machine went down); returns their ids."""
+    never run again, when DVC restores it from its run cache) whose owner process on this
+    machine is gone (killed with SIGKILL, or the machine rebooted); returns their ids.
+
+    Best effort: a run that cannot be read or closed (another user's, on a server with
+    permissions) is reported on stderr and left as it is; the stage goes on.
+    """
     me = Owner.current()
-    closed = []
-    experiment_ids = [e.experiment_id for e in experiment.client.search_experiments()]
-    for found in experiment.client.search_runs(
+    client = experiment.client
+    try:
+        experiment_ids = [e.experiment_id for e in client.search_experiments()]
+        running = client.search_runs(
             experiment_ids, max_results=1000,
-            filter_string=f"attributes.status = 'RUNNING' and tags.`owner.host` = '{me.host}'"):
+            filter_string=f"attributes.status = 'RUNNING' and tags.`owner.host` = '{me.host}'")
+    except mlflow.exceptions.MlflowException as error:
+        print(f"warning: no recovery of dead runs: {_one_line(error)}", file=sys.stderr)
+        return []
+    closed = []
+    for found in running:
         owner = Owner.from_tags(found.data.tags)
         if owner is None or not owner.is_dead():
             continue
-        run = Run(experiment.client, found.info.run_id)
-        run.set_tags({"fail_reason": f"its process {owner} died; ended by process {me.pid}"})
-        run.end("FAILED")
+        try:
+            # Read again: another process may have taken the run over since the search.
+            now = client.get_run(found.info.run_id)
+            if now.info.status != "RUNNING" or Owner.from_tags(now.data.tags) != owner:
+                continue
+            run = Run(client, found.info.run_id)
+            run.set_tags({"fail_reason": f"its process {owner} died; ended by process {me.pid}"})
+            run.end("FAILED")
+        except mlflow.exceptions.MlflowException as error:
+            print(f"warning: run {found.info.run_id} of dead process {owner} left RUNNING: "
+                  f"{_one_line(error)}", file=sys.stderr)
+            continue
         print(f"recovered: MLflow run {found.info.run_name} ({found.info.run_id}) of dead "
               f"process {owner} ended FAILED", file=sys.stderr)
         closed.append(found.info.run_id)
