@@ -28,12 +28,15 @@ def test_failure_leaves_nothing(tmp_path):
 
 
 def test_directory_replaces_the_old_one(tmp_path):
+    """The old folder is moved aside under a temporary's name, then removed: nothing is left
+    beside the new one."""
     target = tmp_path / "out"
     target.mkdir()
     (target / "stale.txt").write_text("old")
     with atomic_path(target, directory=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert [p.name for p in target.iterdir()] == ["new.txt"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 def test_outputs_get_umask_permissions(tmp_path):

@@ -202,12 +202,3 @@ def test_the_sweep_leaves_names_that_are_not_its_own(tmp_path):
     assert sweep_stale_temporaries(tmp_path) == [old_folder]
     assert all(path.exists() for path in theirs)
 
-
-def test_replacing_a_folder_moves_the_old_one_aside_under_a_temporarys_name(tmp_path):
-    target = tmp_path / "model"
-    target.mkdir()
-    (target / "old.txt").write_text("old")
-    with atomic_path(target, directory=True) as tmp:
-        (tmp / "new.txt").write_text("new")
-    assert [p.name for p in target.iterdir()] == ["new.txt"]
-    assert [p.name for p in tmp_path.iterdir()] == ["model"]
