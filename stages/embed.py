@@ -6,7 +6,7 @@ from pathlib import Path
 from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
 from imdb_rnn.data.embed import build_embeddings
-from imdb_rnn.io import clear_stale_temporaries, write_json
+from imdb_rnn.io import write_json
 from imdb_rnn.config.params import load_params
 
 
@@ -19,7 +19,6 @@ def main() -> None:
     parser.add_argument("--out", required=True, type=Path, help="vectors, word2vec text format")
     parser.add_argument("--summary", required=True, type=Path, help="summary JSON (metrics)")
     args = parser.parse_args()
-    clear_stale_temporaries(args.out, args.summary)
     params = load_params(args.params)
     summary = build_embeddings(args.archive, args.table, args.vocab, params.preprocess,
                                params.embed, args.out)

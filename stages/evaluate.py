@@ -4,7 +4,6 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.config.params import load_params
 from imdb_rnn.cli import describe
 from imdb_rnn.pipeline.evaluate import evaluate
@@ -21,7 +20,6 @@ def main() -> None:
     parser.add_argument("--roc", required=True, type=Path)
     parser.add_argument("--predictions", required=True, type=Path)
     args = parser.parse_args()
-    clear_stale_temporaries(args.metrics, args.roc, args.predictions)
     params = load_params(args.params)
     result = evaluate(params, args.name, args.model_dir, args.data,
                       EvaluationPaths(args.metrics, args.roc, args.predictions))

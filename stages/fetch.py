@@ -3,7 +3,6 @@
 import argparse
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.data.fetch import fetch_archive
 from imdb_rnn.config.params import load_params
 
@@ -13,7 +12,6 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", required=True, help="where the archive is written")
     args = parser.parse_args()
-    clear_stale_temporaries(args.out)
     params = load_params(args.params)
     source = fetch_archive(params.fetch, args.out)
     print(f"fetch: {args.out} verified, from {source}")

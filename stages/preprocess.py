@@ -3,7 +3,7 @@
 import argparse
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import atomic_paths, clear_stale_temporaries, write_json, write_text
+from imdb_rnn.io import atomic_paths, write_json, write_text
 from imdb_rnn.config.params import load_params
 from imdb_rnn.data.preprocess import build_table, data_report, read_archive, report_markdown
 
@@ -16,7 +16,6 @@ def main() -> None:
     parser.add_argument("--report-json", required=True)
     parser.add_argument("--report-md", required=True)
     args = parser.parse_args()
-    clear_stale_temporaries(args.out, args.report_json, args.report_md)
     params = load_params(args.params).preprocess
     table, duplicates = build_table(read_archive(args.archive), params)
     report = data_report(table, duplicates, params.report_maxlens)

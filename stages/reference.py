@@ -1,14 +1,12 @@
 """DVC stage `reference`: TF-IDF + logistic regression and a majority-class null model."""
 
 import argparse
-from dataclasses import astuple
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.config.params import load_params
 from imdb_rnn.cli import describe
-from imdb_rnn.pipeline.reference import reference, reference_paths
+from imdb_rnn.pipeline.reference import reference
 
 
 def main() -> None:
@@ -20,8 +18,6 @@ def main() -> None:
     parser.add_argument("--predictions", required=True, type=Path,
                         help="folder for NAME/predictions.csv")
     args = parser.parse_args()
-    clear_stale_temporaries(*(path for paths in reference_paths(args.reports, args.predictions)
-                              .values() for path in astuple(paths)))
     results = reference(load_params(args.params), args.table, args.reports, args.predictions)
     for name, result in results.items():
         print(f"reference/{name}: {describe(result)}")

@@ -6,7 +6,7 @@ from pathlib import Path
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
 from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
-from imdb_rnn.io import clear_stale_temporaries, move_into_place, temporary_directory
+from imdb_rnn.io import move_into_place, temporary_directory
 
 # What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
 OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
@@ -25,7 +25,6 @@ def main() -> None:
     parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
     args = parser.parse_args()
     targets = {name: getattr(args, option) for name, option in OUTPUTS.items()}
-    clear_stale_temporaries(*targets.values())
     params = load_params(args.params)
     # Everything is built in a temporary folder and moved into place only when all of it exists.
     with temporary_directory(args.leaderboard_md) as tmp:

@@ -4,7 +4,6 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.config.params import load_params
 from imdb_rnn.pipeline.seeds import replicate
 
@@ -20,7 +19,6 @@ def main() -> None:
                         help="the baseline's test metrics (evaluate@NAME)")
     parser.add_argument("--out", required=True, type=Path, help="summary JSON (metrics)")
     args = parser.parse_args()
-    clear_stale_temporaries(args.out)
     summary = replicate(load_params(args.params), args.name, args.data, args.baseline_train,
                         args.baseline_test, args.out)
     std = summary["test_accuracy_std"]

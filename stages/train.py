@@ -4,7 +4,6 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.config.params import load_params
 from imdb_rnn.cli import describe
 from imdb_rnn.pipeline.train import TrainPaths, train
@@ -19,7 +18,6 @@ def main() -> None:
     parser.add_argument("--history", required=True, type=Path, help="per-epoch CSV (DVC plots)")
     parser.add_argument("--metrics", required=True, type=Path, help="training summary JSON")
     args = parser.parse_args()
-    clear_stale_temporaries(args.model_dir, args.history, args.metrics)
     params = load_params(args.params)
     summary = train(params, args.name,
                     TrainPaths(args.data, args.model_dir, args.history, args.metrics))

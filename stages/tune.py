@@ -10,7 +10,6 @@ from pathlib import Path
 
 from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import clear_stale_temporaries
 from imdb_rnn.evaluation.metrics import EvaluationPaths
 from imdb_rnn.config.params import load_params
 from imdb_rnn.pipeline.tune import TunePaths, tune, work
@@ -46,7 +45,6 @@ def main() -> None:
     missing = [f"--{k.replace('_', '-')}" for k in OUTPUTS if getattr(args, k) is None]
     if missing:
         parser.error(f"the stage needs its outputs: {' '.join(missing)}")
-    clear_stale_temporaries(*(getattr(args, k) for k in OUTPUTS))
     paths = TunePaths(args.data, args.best, args.trials, args.model_dir, args.history,
                       args.train_metrics,
                       EvaluationPaths(args.metrics, args.roc, args.predictions))

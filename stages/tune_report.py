@@ -4,7 +4,7 @@ import argparse
 from pathlib import Path
 
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import atomic_paths, clear_stale_temporaries, write_json, write_text
+from imdb_rnn.io import atomic_paths, write_json, write_text
 from imdb_rnn.config.params import load_params
 from imdb_rnn.search.comparison import compare, load_study, markdown, progress_figure
 
@@ -20,7 +20,6 @@ def main() -> None:
                         help="best-so-far per trial and study (CSV)")
     parser.add_argument("--figure", type=Path, required=True, help="the progress plot (PNG)")
     args = parser.parse_args()
-    clear_stale_temporaries(args.markdown, args.json, args.progress, args.figure)
     params = load_params(args.params)
     studies = {name: load_study(args.studies / name) for name in params.tune.studies}
     table, curves = compare(studies)

@@ -4,7 +4,7 @@ import argparse
 
 from imdb_rnn.data.preprocess import read_table
 from imdb_rnn.cli import stage_main
-from imdb_rnn.io import atomic_path, clear_stale_temporaries, write_json
+from imdb_rnn.io import atomic_path, write_json
 from imdb_rnn.config.params import load_params
 from imdb_rnn.data.vectorize import vectorize_table
 
@@ -16,7 +16,6 @@ def main() -> None:
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--summary", required=True, help="vocabulary summary (JSON metrics)")
     args = parser.parse_args()
-    clear_stale_temporaries(args.out, args.summary)
     params = load_params(args.params).vectorize
     table = read_table(args.table, ["review", "split", "label", "text"])
     with atomic_path(args.out, directory=True) as tmp, atomic_path(args.summary) as summary_tmp:

@@ -20,7 +20,7 @@ from trial_memory import rss_growth
 from test_tuning import make_project
 
 from imdb_rnn.config.params import MlflowParams
-from imdb_rnn.io import atomic_path, clear_stale_temporaries, sweep_stale_temporaries
+from imdb_rnn.io import atomic_path, sweep_stale_temporaries
 from imdb_rnn.process import Owner
 from imdb_rnn.tracking import runs as tracking
 
@@ -62,7 +62,7 @@ def test_the_next_run_fails_a_killed_runs_mlflow_run_and_removes_its_temporary(t
         assert "died" in client.get_run(run_id).data.tags["fail_reason"]
         tracking.connect(store)  # a second process now: this one's run is alive, kept
         assert client.get_run(alive.id).info.status == "RUNNING"
-    assert clear_stale_temporaries(out) == [Path(tmp)]
+    assert sweep_stale_temporaries(tmp_path) == [Path(tmp)]
     assert not Path(tmp).exists() and not out.exists()
 
 

@@ -15,16 +15,21 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def stage_main(main: Callable[[], None]) -> None:
-    """Run a stage's ``main``; a :class:`PipelineError` becomes ``error: ...`` and exit code 1."""
+def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
+    """Run a stage's ``main``; a :class:`PipelineError` becomes ``error: ...`` and exit code 1.
+
+    A ``stage`` first removes what killed runs left in its project (``DVC_ROOT`` under
+    `dvc repro`, else the current folder when it holds ``dvc.yaml``).
+    """
     from imdb_rnn.errors import PipelineError
 
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        if os.environ.get("DVC_ROOT"):  # run by dvc repro: first clear what killed runs left
+        root = os.environ.get("DVC_ROOT") or ("." if os.path.isfile("dvc.yaml") else None)
+        if stage and root:
             from imdb_rnn.io import sweep_stale_temporaries
 
-            sweep_stale_temporaries(os.environ["DVC_ROOT"])
+            sweep_stale_temporaries(root)
         main()
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -81,11 +81,11 @@ def _shown(text: str, width: int = 70) -> str:
 
 def predict() -> None:
     """Console entry point ``imdb-predict``."""
-    stage_main(lambda: predict_main(sys.argv[1:]))
+    stage_main(lambda: predict_main(sys.argv[1:]), stage=False)
 
 
 def reproduce() -> None:
     """Console entry point ``imdb-reproduce``."""
     from imdb_rnn.reproductions.reproduce import main
 
-    stage_main(lambda: main(sys.argv[1:]))
+    stage_main(lambda: main(sys.argv[1:]), stage=False)

@@ -2,14 +2,13 @@
 
 Temporaries live beside their target as ``.NAME.tmp-PID-START-XXXXXXXX`` (PID and START name the
 process that writes them). A process killed with SIGKILL cannot remove its own; the next run of
-the stage does, before it starts (:func:`clear_stale_temporaries`), leaving those of live
+the stage does, before it starts (:func:`sweep_stale_temporaries`), leaving those of live
 processes alone.
 """
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import re
@@ -23,10 +22,10 @@ from typing import Any
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
 
-# What follows ".NAME" in a temporary's name: this module's (writer's pid and start time, then
+# A temporary's name, ".NAME.tmp-" then: this module's (writer's pid and start time, then
 # tempfile's 8 random characters, "old" for a folder being replaced) or, before owners were
 # recorded, the random part alone.
-_TEMPORARY = re.compile(r"\.tmp-(?:(\d+)-(\d*)-)?(?:[a-z0-9_]{8}|old)")
+_TEMPORARY = re.compile(r"\..+\.tmp-(?:(\d+)-(\d*)-)?(?:[a-z0-9_]{8}|old)")
 
 
 def _temporary_prefix(target: Path) -> str:
@@ -97,44 +96,29 @@ def temporary_directory(beside: str | os.PathLike[str]) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def stale_temporaries(target: str | os.PathLike[str]) -> list[Path]:
-    """Temporaries of ``target`` whose writer is gone (a dead pid, or a pid reused since)."""
-    target = Path(target)
-    if not target.parent.is_dir():
-        return []
-    me = Owner.current()
-    stale = []
-    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.tmp-*")):
-        match = _TEMPORARY.fullmatch(path.name[len(target.name) + 1:])
-        if match is None:
-            continue  # not one of ours
-        if match[1] and Owner(me.host, int(match[1]), match[2]).alive():
-            continue  # a live process is writing it (a parallel worker, say)
-        stale.append(path)
-    return stale
-
-
-def clear_stale_temporaries(*targets: str | os.PathLike[str]) -> list[Path]:
-    """Remove what killed writers left beside ``targets`` (a stage calls this before it starts);
-    each removal is reported on stderr. Returns the paths removed."""
-    return _remove([path for target in targets for path in stale_temporaries(target)])
-
-
 # Folders of a project never searched for temporaries (tools, caches, environments).
 _NOT_SEARCHED = {".git", ".dvc", ".venv", "venv", "node_modules", "__pycache__"}
 
 
+def _is_stale(name: str, me: Owner) -> bool:
+    """Whether ``name`` is one of this module's temporaries and its writer is gone (a dead pid,
+    or a pid reused since); a live writer's (a parallel worker's) is kept."""
+    match = _TEMPORARY.fullmatch(name)
+    if match is None:
+        return False  # not one of ours
+    return not (match[1] and Owner(me.host, int(match[1]), match[2]).alive())
+
+
 def sweep_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
-    """Remove every stale temporary under the project ``root``: also those of a stage that DVC
-    restores from its run cache instead of running again. Returns the paths removed."""
+    """Remove every stale temporary under the project ``root`` (each stage does this before it
+    starts, so also those of a stage that DVC restores from its run cache instead of running
+    again); each removal is reported on stderr. Returns the paths removed."""
+    me = Owner.current()
     stale = []
     for folder, dirs, files in os.walk(root):
-        found = [name for name in (*dirs, *files) if ".tmp-" in name and name.startswith(".")]
+        found = {name for name in (*dirs, *files) if _is_stale(name, me)}
         dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and d not in found]
-        for name in found:
-            target = Path(folder) / name[1:name.index(".tmp-")]
-            if Path(folder) / name in stale_temporaries(target):
-                stale.append(Path(folder) / name)
+        stale += [Path(folder) / name for name in sorted(found)]
     return _remove(stale)
 
 

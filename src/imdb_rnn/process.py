@@ -9,6 +9,7 @@ are left alone (``alive`` says None).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from dataclasses import dataclass
@@ -30,11 +31,13 @@ def _read(path: str) -> str:
         return ""
 
 
+@functools.cache
 def _boot_id() -> str:
     """Changes at every boot: a pid recorded before a reboot never names a live process."""
     return _read("/proc/sys/kernel/random/boot_id")
 
 
+@functools.cache
 def _machine_id() -> str:
     """The machine, even where hostnames repeat (cloned VMs, containers)."""
     return _read("/etc/machine-id") or _read("/var/lib/dbus/machine-id")

@@ -204,8 +204,8 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
     full_name = tuning.study_name(name, spec, tune, base)
     study = tuning.open_study(full_name, storage, spec.sampler, tune)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    found = experiment.attach(parent_id) if parent_id else None
-    if found is None:
+    status = experiment.status(parent_id) if parent_id else None
+    if status is None:
         parent, status = tracking.study_parent_run(
             experiment, full_name, f"{name} (study)",
             tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
@@ -218,7 +218,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
                                "subsample": tune.subsample, "pruner": tune.pruner,
                                "storage": tuning.storage_url(tune)})
     else:
-        parent, status = found, tracking.status_of(found)
+        parent = tracking.Run(experiment.client, parent_id)
     if not worker:
         # Resumed: an earlier run of the stage ended (or died: connect() ended its run FAILED);
         # a parent RUNNING without owner was created a moment ago by a worker.

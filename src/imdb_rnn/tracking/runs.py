@@ -125,11 +125,14 @@ class Experiment:
 
     def attach(self, run_id: str) -> Run | None:
         """The existing run ``run_id`` (its status untouched), or None when the store lacks it."""
+        return None if self.status(run_id) is None else Run(self.client, run_id)
+
+    def status(self, run_id: str) -> str | None:
+        """RUNNING, FINISHED, FAILED or KILLED; None when the store lacks the run."""
         try:
-            self.client.get_run(run_id)
+            return self.client.get_run(run_id).info.status
         except mlflow.exceptions.MlflowException:
             return None
-        return Run(self.client, run_id)
 
     def runs(self, filter_string: str, *, max_results: int = 1000,
              order_by: list[str] | None = None) -> list[Any]:
@@ -336,11 +339,6 @@ def study_parent_run(experiment: Experiment, study: str, run_name: str,
     created = experiment.client.create_run(experiment.id, run_name=run_name,
                                            tags={**tags, STUDY_TAG: study, "run_kind": "study"})
     return Run(experiment.client, created.info.run_id), None
-
-
-def status_of(run: Run) -> str:
-    """RUNNING, FINISHED, FAILED or KILLED."""
-    return run.client.get_run(run.id).info.status
 
 
 def own(run: Run) -> None:
