@@ -96,9 +96,14 @@ def running_runs(workdir: Path) -> list[str]:
 
 
 def _stage_process(dvc: psutil.Process, script: str) -> psutil.Process | None:
+    """The Python process that runs ``stages/SCRIPT.py``: DVC starts it through ``$SHELL -c``
+    (or /bin/sh), and dash does not exec its command, so the shell is a process of its own
+    whose SIGKILL would leave the stage running as an orphan."""
     try:
         for child in dvc.children(recursive=True):
-            if f"stages/{script}.py" in " ".join(child.cmdline()):
+            cmdline = child.cmdline()
+            if (len(cmdline) > 1 and Path(cmdline[0]).name.startswith("python")
+                    and cmdline[1] == f"stages/{script}.py"):
                 return child
     except psutil.Error:
         pass
@@ -131,7 +136,9 @@ def kill_during(workdir: Path, script: str, wait: str, longest: float, rng: rand
     """Run `dvc repro`; SIGKILL stage ``script`` at a random point after ``wait``; what happened."""
     log.write_text("")
     with open(log, "a") as out:
-        dvc = subprocess.Popen(["dvc", "repro"], cwd=workdir, env=tool_env(), stdout=out,
+        # SHELL unset, as on CI: DVC runs each stage through /bin/sh, a process of its own.
+        env = {k: v for k, v in tool_env().items() if k != "SHELL"}
+        dvc = subprocess.Popen(["dvc", "repro"], cwd=workdir, env=env, stdout=out,
                                stderr=subprocess.STDOUT)
     deadline = time.monotonic() + TIMEOUT
     outcome = "stage never started"
