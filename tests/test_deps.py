@@ -120,3 +120,27 @@ def test_the_closure_follows_imports_inside_functions(tmp_path):
             "src/imdb_rnn/evaluation/leaderboard.py"} <= closure
     # leaderboard imports the search comparison inside a function: followed too.
     assert "src/imdb_rnn/search/comparison.py" in closure
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if "==" in line and not line.startswith((" ", "#")):
+            name, version = line.split("==", 1)
+            pins[name.split("[")[0]] = version.strip()
+    return pins
+
+
+def test_the_gpu_lock_is_the_cpu_lock_with_the_cuda_build_of_tensorflow():
+    """README's GPU install: every package as in requirements.lock, but TensorFlow's CUDA build
+    (same version) and the CUDA/cuDNN wheels it needs."""
+    cpu, gpu = _pins(ROOT / "requirements.lock"), _pins(ROOT / "requirements-gpu.lock")
+    assert gpu.pop("tensorflow") == cpu.pop("tensorflow-cpu")
+    cuda = {name for name in gpu if name.startswith("nvidia-")}
+    assert {"nvidia-cudnn-cu12", "nvidia-cublas-cu12", "nvidia-cuda-runtime-cu12"} <= cuda
+    assert {k: v for k, v in gpu.items() if k not in cuda} == cpu
+    assert "tensorflow[and-cuda]==" + cpu_tf(ROOT) in (ROOT / "requirements-gpu.in").read_text()
+
+
+def cpu_tf(root: Path) -> str:
+    return _pins(root / "requirements.lock")["tensorflow-cpu"]

@@ -147,3 +147,44 @@ def test_padding_does_not_change_predictions(family, options):
     short = np.array([[5, 6, 7]], "int32")
     padded = np.array([[5, 6, 7, 0, 0, 0, 0]], "int32")
     np.testing.assert_allclose(model(short), model(padded), rtol=1e-5)
+
+
+def test_the_lstm_and_gru_sections_are_written_for_the_cudnn_kernel():
+    """On a GPU, Keras' TensorFlow backend gives a recurrent layer cuDNN only when its arguments
+    allow it and the padding is on the right; checked here with Keras' own tests of the
+    arguments, on every LSTM/GRU layer the default sections build (a CPU cannot run the kernel:
+    tools/gpu_check.py shows the op on a GPU)."""
+    import importlib
+
+    # the module (the package exports a function of the same name)
+    tf_rnn = importlib.import_module("keras.src.backend.tensorflow.rnn")
+
+    from conftest import ROOT
+    from imdb_rnn.config.params import load_params
+    from imdb_rnn.modeling import recipe_for
+    from imdb_rnn.modeling.fit import build
+
+    params = load_params(ROOT / "params.yaml")
+    checked = []
+    for name, section in params.train.models.items():
+        cell = section.family if section.family != "bidirectional" else section.cell
+        if cell not in ("lstm", "gru"):
+            continue
+        assert section.padding == "post" and section.recurrent_dropout == 0.0, name
+        model = build(recipe_for(section), vocab_size=50)
+        rnns = [layer.forward_layer if isinstance(layer, keras.layers.Bidirectional) else layer
+                for layer in model.layers
+                if isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional))]
+        for rnn in rnns:
+            cell_layer = rnn.cell
+            kwargs = {"activation": cell_layer.activation,
+                      "recurrent_activation": cell_layer.recurrent_activation,
+                      "unroll": rnn.unroll, "use_bias": cell_layer.use_bias}
+            if isinstance(rnn, keras.layers.GRU):
+                assert tf_rnn._do_gru_arguments_support_cudnn(reset_after=cell_layer.reset_after,
+                                                              **kwargs), rnn.name
+            else:
+                assert tf_rnn._do_lstm_arguments_support_cudnn(**kwargs), rnn.name
+            assert rnn.use_cudnn in ("auto", True) and not cell_layer.dropout
+            checked.append(f"{name}/{rnn.name}")
+    assert {c.split("/")[0] for c in checked} >= {"lstm", "gru", "bidirectional"}, checked

@@ -159,6 +159,32 @@ def test_n_trials_counts_finished_trials_over_every_run(tmp_path):
     assert counts["complete"] + counts["pruned"] == 7 and counts["pruned"] == 2
 
 
+@pytest.mark.parametrize("sampler", ["random", "tpe"])
+def test_resumed_runs_and_parallel_workers_never_draw_a_configuration_twice(tmp_path, sampler):
+    """Each process seeds its sampler with tune.seed; the draws of trial N come from (seed, N),
+    so a resume, a raised n_trials or a second worker go on where the study is."""
+    def objective(trial):
+        return trial.suggest_float("x", 0, 1) + trial.suggest_int("u", 1, 1000) / 1000
+
+    def study():
+        return optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path}/s.db",
+                                   load_if_exists=True, direction="maximize",
+                                   sampler=tuning.make_sampler(sampler, 1234, 2))
+
+    tuning.run_trials(study(), objective, n_trials=3, timeout=None)
+    tuning.run_trials(study(), objective, n_trials=6, timeout=None)  # n_trials raised
+    one, two = study(), study()  # two workers, side by side, asking in turn
+    trials = [one.ask(), two.ask(), one.ask(), two.ask()]
+    for trial in trials:
+        objective(trial)
+    draws = [tuple(t.params.values()) for t in study().trials]
+    assert len(draws) == 10 and len(set(draws)) == 10
+    # The same seed gives the same study again (the draws depend on seed and trial number).
+    again = optuna.create_study(direction="maximize", sampler=tuning.make_sampler(sampler, 1234, 2))
+    again.optimize(objective, n_trials=3)
+    assert [tuple(t.params.values()) for t in again.trials] == draws[:3]
+
+
 def test_a_failing_objective_marks_the_trial_failed_and_stops(tmp_path):
     def objective(trial):
         raise RuntimeError("out of memory")

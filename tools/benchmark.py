@@ -38,6 +38,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from imdb_rnn import compute
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config import Params, load_params
 from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
@@ -70,21 +71,84 @@ def side(recipe: Recipe, train: Sequences, val: Sequences, *, vocab_size: int, s
             "best_val_accuracy": max(row["val_accuracy"] for row in result.history)}
 
 
-def compare_family(params: Params, name: str, data_dir: Path, epochs: int) -> dict:
-    """Classic against pipeline for model ``name``, ``epochs`` epochs each, same seed."""
+def _side_in_worker(section_data: dict, data_dir: Path, epochs: int, seed: int,
+                    embedding_seed: int) -> dict:
+    """One fit of the new path, in a worker process (its own data, its own TensorFlow)."""
+    section = _section(section_data)
+    train, val = (load_sequences(data_dir / f"{s}.npz") for s in ("train", "val"))
+    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+    matrix, _ = initial_embedding(section, vocabulary, embedding_seed)
+    return side(recipe_for(section, epochs=epochs), train, val, vocab_size=len(vocabulary),
+                seed=seed, embedding=matrix)
+
+
+def _section(data: dict):
+    from pydantic import TypeAdapter
+
+    from imdb_rnn.config.params import ModelParams
+
+    return TypeAdapter(ModelParams).validate_python(data)
+
+
+def previous_sections(rev: str) -> dict:
+    """The ``train.models`` sections of params.yaml at git revision ``rev``."""
+    text = subprocess.run(["git", "show", f"{rev}:params.yaml"], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+    import yaml
+
+    return yaml.safe_load(text)["train"]["models"]
+
+
+def compare_family(params: Params, name: str, data_dir: Path, epochs: int, *,
+                   previous: dict | None = None, classic: bool = True) -> dict:
+    """For model ``name``, ``epochs`` epochs each on the whole training split, same seed:
+
+    - classic: the textbook recipe (every review padded to maxlen, ``model.fit`` defaults);
+    - previous (with ``previous``, a section of an earlier params.yaml): the pipeline path as it
+      was, one process with TensorFlow's default threads;
+    - pipeline: this params.yaml's section as the seeds and tune stages train it now: ``compute``
+      worker processes side by side (seeds train.seed, +1, ...), samples/s of them together.
+    """
     section = params.train.models[name].model_copy(update={"epochs": epochs})
     train, val = (load_sequences(data_dir / f"{s}.npz") for s in ("train", "val"))
     vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
     matrix, _ = initial_embedding(section, vocabulary, params.train.seed)
     kwargs = {"vocab_size": len(vocabulary), "seed": params.train.seed, "embedding": matrix}
-    classic = side(recipe_for(section, feed="classic"), train, val, **kwargs)
-    pipeline = side(recipe_for(section), train, val, **kwargs)
-    return {"model": name, "family": section.family, "epochs": epochs, "maxlen": section.maxlen,
-            "train_reviews": len(train), "classic": classic, "pipeline": pipeline,
-            "speedup": pipeline["samples_per_second"] / classic["samples_per_second"],
-            "val_accuracy_difference": pipeline["val_accuracy"] - classic["val_accuracy"],
-            "best_val_accuracy_difference": (pipeline["best_val_accuracy"]
-                                             - classic["best_val_accuracy"])}
+    out = {"model": name, "family": section.family, "epochs": epochs, "maxlen": section.maxlen,
+           "train_reviews": len(train), "batch_size": section.batch_size,
+           "learning_rate": section.learning_rate}
+    if classic:
+        out["classic"] = side(recipe_for(section, feed="classic"), train, val, **kwargs)
+    if previous is not None:
+        old = _section(previous | {"epochs": epochs})
+        out["previous"] = side(recipe_for(old), train, val, **kwargs) | {
+            "batch_size": old.batch_size, "learning_rate": old.learning_rate}
+    the_plan = compute.plan(params.compute)
+    jobs = [(section.model_dump(), data_dir, epochs, params.train.seed + i, params.train.seed)
+            for i in range(the_plan.workers)]
+    start = time.perf_counter()
+    sides = compute.run_parallel(_side_in_worker, jobs, the_plan, f"benchmark {name}")
+    # Side by side, the processes' rates add up (each measured over its own fit).
+    out["pipeline"] = {
+        "workers": the_plan.workers, "threads": the_plan.threads,
+        "seconds": time.perf_counter() - start,
+        "samples_per_second": sum(s["samples_per_second"] for s in sides),
+        "per_process_samples_per_second": statistics.fmean(s["samples_per_second"]
+                                                           for s in sides),
+        "val_accuracy": sides[0]["val_accuracy"],
+        "best_val_accuracy": sides[0]["best_val_accuracy"],
+        "val_accuracies": [s["val_accuracy"] for s in sides]}
+    pipeline = out["pipeline"]
+    if classic:
+        c = out["classic"]
+        out |= {"speedup": pipeline["samples_per_second"] / c["samples_per_second"],
+                "val_accuracy_difference": pipeline["val_accuracy"] - c["val_accuracy"],
+                "best_val_accuracy_difference": (pipeline["best_val_accuracy"]
+                                                 - c["best_val_accuracy"])}
+    if previous is not None:
+        out["speedup_over_previous"] = (pipeline["samples_per_second"]
+                                        / out["previous"]["samples_per_second"])
+    return out
 
 
 def median_repeat(results: list[dict]) -> dict:
@@ -93,8 +157,9 @@ def median_repeat(results: list[dict]) -> dict:
     A shared 2-core machine swings by a third from minute to minute; repeats (each classic
     then pipeline, back to back) show that spread instead of hiding it in one number.
     """
-    ranked = sorted(results, key=lambda r: r["speedup"])
-    return {**ranked[(len(ranked) - 1) // 2], "speedups": [r["speedup"] for r in results]}
+    key = "speedup" if "speedup" in results[0] else "speedup_over_previous"
+    ranked = sorted(results, key=lambda r: r[key])
+    return {**ranked[(len(ranked) - 1) // 2], "speedups": [r[key] for r in results]}
 
 
 def _timed(args: list[str], cwd: Path) -> float:
@@ -167,6 +232,8 @@ def markdown(report: dict) -> str:
              "pipeline best val | difference (best) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["families"]:
+        if "classic" not in r:
+            continue
         c, p = r["classic"], r["pipeline"]
         best = ("- | - | -" if "best_val_accuracy" not in c else
                 f"{c['best_val_accuracy']:.2%} | {p['best_val_accuracy']:.2%} | "
@@ -178,6 +245,31 @@ def markdown(report: dict) -> str:
                      f"{c['samples_per_second']:,.0f} | {p['samples_per_second']:,.0f} | "
                      f"{speedup} | {c['val_accuracy']:.2%} | {p['val_accuracy']:.2%} | "
                      f"{r['val_accuracy_difference'] * 100:+.2f} pts | {best} |")
+    moved = [r for r in report["families"] if "previous" in r]
+    if moved:
+        lines += ["", "## Training: the previous pipeline path against the new one", "",
+                  f"Previous: the model sections of `params.yaml` at {report.get('previous')} "
+                  "(batch 64), one process with TensorFlow's default threads (as the seeds and "
+                  "tune stages trained then). New: this `params.yaml`, trained as those stages "
+                  "train now: `compute.workers` processes side by side (seeds train.seed, +1, "
+                  "...), each with its share of threads; samples/s of the processes together, "
+                  "and per process. Same epochs, whole training split, no early stopping; "
+                  "validation accuracy of the last and the best epoch (new: the train.seed "
+                  "process).", "",
+                  "| model | epochs | previous batch, lr | previous samples/s | new batch, lr | "
+                  "workers x threads | new samples/s | per process | speed-up | previous val acc "
+                  "(best) | new val acc (best) |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in moved:
+            o, p = r["previous"], r["pipeline"]
+            lines.append(
+                f"| {r['model']} | {r['epochs']} | {o['batch_size']}, {o['learning_rate']:g} | "
+                f"{o['samples_per_second']:,.0f} | {r['batch_size']}, {r['learning_rate']:g} | "
+                f"{p['workers']} x {p['threads']} | {p['samples_per_second']:,.0f} | "
+                f"{p['per_process_samples_per_second']:,.0f} | "
+                f"{r['speedup_over_previous']:.2f}x | {o['val_accuracy']:.2%} "
+                f"({o['best_val_accuracy']:.2%}) | {p['val_accuracy']:.2%} "
+                f"({p['best_val_accuracy']:.2%}) |")
     if report.get("data_stages"):
         total = sum(report["data_stages"].values())
         lines += ["", "## Data stages", "",
@@ -218,6 +310,9 @@ def main() -> None:
     parser.add_argument("--update", action="store_true",
                         help="keep the families and sections of the existing report that this "
                              "run does not measure")
+    parser.add_argument("--previous", default="4e51426", metavar="REV",
+                        help="git revision whose params.yaml is the previous path ('' = none)")
+    parser.add_argument("--skip-classic", action="store_true", help="no classic-recipe side")
     parser.add_argument("--skip-data", action="store_true")
     parser.add_argument("--skip-pruning", action="store_true")
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks.md"))
@@ -231,12 +326,17 @@ def main() -> None:
         report["command"] = f"{report['command']}`, then `{command}"
         again = set(args.models or params.train.models)
         report["families"] = [f for f in report["families"] if f["model"] not in again]
+    earlier = previous_sections(args.previous) if args.previous else {}
+    report["previous"] = args.previous or None
     for name in args.models or list(params.train.models):
         repeats = []
         for _ in range(args.repeats):
-            repeats.append(compare_family(params, name, args.data, args.epochs))
-            print(f"benchmark {name}: {repeats[-1]['speedup']:.2f}x, val accuracy "
-                  f"{repeats[-1]['val_accuracy_difference'] * 100:+.2f} pts", flush=True)
+            repeats.append(compare_family(params, name, args.data, args.epochs,
+                                          previous=earlier.get(name),
+                                          classic=not args.skip_classic))
+            print(f"benchmark {name}: " + ", ".join(
+                f"{k} {repeats[-1][k]:.2f}x" for k in ("speedup", "speedup_over_previous")
+                if k in repeats[-1]), flush=True)
         report["families"].append(median_repeat(repeats))
     order = list(params.train.models)
     report["families"].sort(key=lambda f: order.index(f["model"]) if f["model"] in order else 99)

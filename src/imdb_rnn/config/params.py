@@ -16,7 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origi
 
 import yaml
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError,
-                      model_validator)
+                      field_validator, model_validator)
 
 from imdb_rnn.errors import PipelineError
 
@@ -322,6 +322,25 @@ class CiParams(_Section):
     max_accuracy_drop: float = Field(ge=0.0, lt=1.0)  # fail when a model drops more than this
 
 
+class ComputeParams(_Section):
+    """How training uses this machine's cores (not a dependency of any stage: results do not
+    depend on it, except the order in which parallel trials of a study finish)."""
+
+    # Training processes side by side where the work is independent (seed replicates, trials
+    # of a study); "auto" = one per core.
+    workers: int | Literal["auto"] = Field(default="auto")
+    # TensorFlow intra- and inter-op threads of each such process; "auto" = its share of the
+    # cores (cores // workers, at least 1).
+    threads: int | Literal["auto"] = Field(default="auto")
+
+    @field_validator("workers", "threads")
+    @classmethod
+    def _positive(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("must be at least 1 (or auto)")
+        return value
+
+
 class Params(_Section):
     fetch: FetchParams
     preprocess: PreprocessParams
@@ -334,6 +353,7 @@ class Params(_Section):
     tune: TuneParams
     report: ReportParams
     ci: CiParams
+    compute: ComputeParams = Field(default_factory=ComputeParams)
 
     @model_validator(mode="after")
     def _tune_refers_to_models(self) -> Params:

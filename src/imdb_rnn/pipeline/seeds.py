@@ -11,6 +11,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
+from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.data import Sequences, load_sequences
 from imdb_rnn.evaluation import classification_metrics, tracked_metrics
@@ -30,29 +31,39 @@ def fit_and_test(params: Params, section: ModelSection, data_dir: Path, test: Se
     return result, classification_metrics(test.labels, probabilities, params.evaluate.threshold)
 
 
-def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Path,
-              baseline_test_json: Path, out_json: Path) -> dict:
-    """Train model ``name`` once per seed of ``report.seeds``; summarise with the baseline's run."""
+def _replicate_one(params: Params, name: str, data_dir: Path, seed: int) -> dict:
+    """One replicate (a worker process runs it): train with ``seed``, test, one MLflow run."""
     section = model_section(params, name)
     experiment = tracking.connect(params.mlflow, params.report.seed_experiment)
+    test = load_sequences(data_dir / "test.npz")
+    tags = tracking.run_tags(name, section.family, f"seeds@{name}", data_dir)
+    with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
+        run.log_params(tracking.run_params(params, name) | {"seed": seed})
+        result, metrics = fit_and_test(params, section, data_dir, test, seed=seed)
+        run.log_history(result.history)
+        run.log_metrics(tracked_metrics(metrics))
+    return {"seed": seed, "val_accuracy": result.best["val_accuracy"],
+            "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
+            "source": "replicate", "seconds": round(result.seconds, 1)}
+
+
+def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Path,
+              baseline_test_json: Path, out_json: Path) -> dict:
+    """Train model ``name`` once per seed of ``report.seeds`` (side by side, one worker process
+    per core: ``compute``); summarise with the baseline's run."""
+    section = model_section(params, name)
     baseline_train = read_json(baseline_train_json, f"{name} training summary")
     baseline_test = read_json(baseline_test_json, f"{name} test metrics")
-    test = load_sequences(data_dir / "test.npz")
     runs = [{"seed": params.train.seed, "val_accuracy": baseline_train["best_val_accuracy"],
              "test_accuracy": baseline_test["accuracy"], "epochs": baseline_train["epochs"],
              "source": "baseline"}]
-    for seed in params.report.seeds:
-        if seed == params.train.seed:
-            continue  # the baseline run is that seed already
-        tags = tracking.run_tags(name, section.family, f"seeds@{name}", data_dir)
-        with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
-            run.log_params(tracking.run_params(params, name) | {"seed": seed})
-            result, metrics = fit_and_test(params, section, data_dir, test, seed=seed)
-            run.log_history(result.history)
-            run.log_metrics(tracked_metrics(metrics))
-            runs.append({"seed": seed, "val_accuracy": result.best["val_accuracy"],
-                         "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
-                         "source": "replicate"})
+    # The baseline run is train.seed already.
+    seeds = [seed for seed in dict.fromkeys(params.report.seeds) if seed != params.train.seed]
+    the_plan = compute.plan(params.compute, len(seeds))
+    if seeds:
+        print(f"seeds@{name}: {len(seeds)} replicate(s), {the_plan.describe()}", flush=True)
+    runs += compute.run_parallel(_replicate_one, [(params, name, data_dir, seed) for seed in seeds],
+                                 the_plan, f"seeds@{name}")
     tests = [r["test_accuracy"] for r in runs]
     summary = {"model": name, "family": section.family, "seeds": [r["seed"] for r in runs],
                "runs": runs, "test_accuracy_mean": statistics.fmean(tests),

@@ -23,6 +23,7 @@ import pandas as pd
 import psutil
 from sklearn.model_selection import train_test_split
 
+from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
 from imdb_rnn.errors import PipelineError
@@ -225,6 +226,15 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
         if status not in (None, "RUNNING"):
             parent.set_tags({"status_note": f"resumed after {status}"})
         tracking.own(parent)
+    # The stage runs trials itself and starts workers - 1 more processes on the same study
+    # (compute); an extra worker started by hand (--worker) runs only its own loop.
+    the_plan = compute.plan(params.compute, None if worker else tune.n_trials)
+    compute.set_threads(the_plan.threads)
+    helpers = []
+    if not worker and the_plan.workers > 1:
+        print(f"tune@{name}: {the_plan.describe()}", flush=True)
+        helpers = [compute.start_process(_worker, (params, name, data_dir), the_plan.threads)
+                   for _ in range(the_plan.workers - 1)]
     objective = Objective(params, name, data_dir, experiment, parent)
     start = time.perf_counter()
     try:
@@ -236,15 +246,36 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
             running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
             if worker or loop.stopped_by == "timeout" or not running:
                 break
+            _check_helpers(name, helpers)
             print(f"tune@{name}: waiting for {len(running)} trial(s) of other workers: "
                   f"{', '.join(str(t.user_attrs.get('worker')) for t in running)}", flush=True)
             time.sleep(WAIT_SECONDS)
+        for helper in helpers:
+            helper.join()
+        _check_helpers(name, helpers)
     except BaseException:
+        for helper in helpers:  # each ends its trial's run KILLED/FAILED on SIGTERM
+            helper.terminate()
+            helper.join(timeout=30)
         if not worker:  # the study can be resumed; its parent run says this run failed
             parent.end("FAILED")
         raise
     loop.seconds = time.perf_counter() - start
     return study, experiment, parent, loop
+
+
+def _worker(params: Params, name: str, data_dir: Path) -> None:
+    """An extra worker process of the stage: trials of the study until none is left."""
+    work(params, name, data_dir, worker=True)
+
+
+def _check_helpers(name: str, helpers: list) -> None:
+    """A one-line error when a worker process of the stage failed (its trial is FAIL in the
+    study, its error on stderr above)."""
+    failed = [h for h in helpers if h.exitcode not in (None, 0)]
+    if failed:
+        codes = ", ".join(f"pid {h.pid} exit code {h.exitcode}" for h in failed)
+        raise PipelineError(f"tune@{name}: a worker process failed ({codes})")
 
 
 def tune(params: Params, name: str, paths: TunePaths) -> dict:

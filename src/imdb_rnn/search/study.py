@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
@@ -104,16 +106,58 @@ def _check_journal_lines(path: Path) -> None:
         raise PipelineError(f"Optuna journal {path}: cannot be read ({error.strerror})") from None
 
 
+def trial_seed(seed: int, number: int) -> int:
+    """The sampler seed of trial ``number`` of a study seeded with ``seed``."""
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
+    """Seed every random state of ``sampler`` and of the samplers it holds (TPE's and GP's
+    random sampler for startup trials)."""
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, optuna.samplers.BaseSampler):
+            _reseed(value, seed)
+
+
+class _SeedPerTrial:
+    """A sampler whose random draws for trial N come from ``trial_seed(seed, N)``: the same
+    study gives the same trials on every run, and no two trials share their draws. (Seeding
+    the sampler once per process would make every process, a resumed run or a second worker,
+    draw the first configurations again.)"""
+
+    def __init__(self, *args: Any, seed: int, **kwargs: Any) -> None:
+        super().__init__(*args, seed=seed, **kwargs)  # type: ignore[call-arg]
+        self._study_seed = seed
+
+    def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        _reseed(self, trial_seed(self._study_seed, trial.number))  # type: ignore[arg-type]
+        super().before_trial(study, trial)  # type: ignore[misc]
+
+
+class RandomSampler(_SeedPerTrial, optuna.samplers.RandomSampler):
+    pass
+
+
+class TPESampler(_SeedPerTrial, optuna.samplers.TPESampler):
+    pass
+
+
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
     if kind == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+        return RandomSampler(seed=seed)
     if kind == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+        return TPESampler(seed=seed, n_startup_trials=n_startup_trials)
     try:
         import torch  # noqa: F401  (GPSampler's dependency)
     except ImportError:
         raise PipelineError("sampler 'gp' (GPSampler) needs PyTorch: pip install torch") from None
-    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+
+    class GPSampler(_SeedPerTrial, optuna.samplers.GPSampler):
+        pass
+
+    return GPSampler(seed=seed, n_startup_trials=n_startup_trials)
 
 
 def make_pruner(tune: TuneParams) -> optuna.pruners.BasePruner:

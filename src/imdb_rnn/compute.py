@@ -1,0 +1,164 @@
+"""Using every core: training processes side by side, each with its share of TensorFlow threads.
+
+One TensorFlow process training a small recurrent network keeps about one core busy (its steps
+are many small operations in sequence), so on a machine with more cores independent trainings
+(the seed replicates of a baseline, the trials of a study) run as separate processes. The
+``compute`` params say how many (``workers``) and with how many TensorFlow threads each
+(``threads``); ``auto`` derives both from the cores this process may use.
+
+Worker processes are started with ``spawn`` (TensorFlow is not fork-safe) and die with the
+process that started them (Linux ``PR_SET_PDEATHSIG``), so a killed stage leaves no trainer
+running on its own; what they leave behind (an MLflow run RUNNING, an Optuna trial RUNNING) names
+its owner and is cleaned up by the next run.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from imdb_rnn.config.params import ComputeParams
+from imdb_rnn.errors import PipelineError
+
+T = TypeVar("T")
+_PR_SET_PDEATHSIG = 1
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, and a cgroup v2 CPU quota)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    try:
+        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()
+        if quota != "max":
+            cores = min(cores, max(1, int(int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cores)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How many training processes run side by side, and TensorFlow threads for each."""
+
+    workers: int
+    threads: int
+
+    def describe(self) -> str:
+        return (f"{self.workers} worker process{'es' if self.workers > 1 else ''} x "
+                f"{self.threads} thread{'s' if self.threads > 1 else ''}")
+
+
+def plan(compute: ComputeParams, tasks: int | None = None) -> Plan:
+    """The plan for ``tasks`` independent trainings (None: as many as there are workers)."""
+    cores = available_cores()
+    workers = cores if compute.workers == "auto" else compute.workers
+    if tasks is not None:
+        workers = max(1, min(workers, tasks))
+    threads = max(1, cores // workers) if compute.threads == "auto" else compute.threads
+    return Plan(workers, threads)
+
+
+def set_threads(threads: int) -> None:
+    """TensorFlow's intra- and inter-op threads for this process. Must come before the first
+    TensorFlow operation; later, an unequal request is a warning and changes nothing."""
+    import tensorflow as tf
+
+    config = tf.config.threading
+    if (config.get_intra_op_parallelism_threads() == threads
+            and config.get_inter_op_parallelism_threads() == threads):
+        return
+    try:
+        config.set_intra_op_parallelism_threads(threads)
+        config.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # TensorFlow is running already: its thread pools exist
+        print(f"warning: TensorFlow already started; {threads} thread(s) not applied",
+              file=sys.stderr)
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the process that started it ends."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent ended before prctl took effect
+        os._exit(1)
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: open MLflow runs and trials end as failed
+
+
+def _start_worker(threads: int) -> None:
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops its workers
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    set_threads(threads)
+
+
+def _call(job: tuple[Callable[..., T], tuple]) -> T:
+    function, args = job
+    return function(*args)
+
+
+def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], the_plan: Plan,
+                 what: str) -> list[T]:
+    """``[function(*args) for args in jobs]``, ``the_plan.workers`` at a time in worker
+    processes (in this process when one worker is planned); results in the order of ``jobs``.
+
+    ``function`` and its arguments must be picklable (a module-level function). A job that
+    raises stops the rest; its error is raised here. A worker process that dies (killed, out of
+    memory) is a one-line error naming ``what``.
+    """
+    if the_plan.workers <= 1 or len(jobs) <= 1:
+        set_threads(the_plan.threads)
+        return [function(*args) for args in jobs]
+    context = multiprocessing.get_context("spawn")
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        with ProcessPoolExecutor(the_plan.workers, mp_context=context, initializer=_start_worker,
+                                 initargs=(the_plan.threads,), max_tasks_per_child=1) as pool:
+            futures = [pool.submit(_call, (function, args)) for args in jobs]
+            try:
+                return [future.result() for future in futures]
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+    except BrokenProcessPool:
+        raise PipelineError(f"{what}: a worker process died (killed, or out of memory?)") from None
+
+
+def start_process(function: Callable[..., Any], args: tuple, threads: int
+                  ) -> multiprocessing.process.BaseProcess:
+    """``function(*args)`` in a new worker process with ``threads`` TensorFlow threads, started
+    now; the caller joins it and reads its ``exitcode``."""
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=_run_in_worker, args=(function, args, threads), daemon=True)
+    process.start()
+    return process
+
+
+def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int) -> None:
+    _start_worker(threads)
+    from imdb_rnn.errors import PipelineError as Error
+
+    try:
+        function(*args)
+    except Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,96 @@
+"""Worker processes and thread plans (src/imdb_rnn/compute.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import psutil
+import pytest
+
+from imdb_rnn import compute
+from imdb_rnn.config.params import ComputeParams
+from imdb_rnn.errors import PipelineError
+
+
+def test_auto_is_one_worker_per_core_sharing_the_threads(monkeypatch):
+    monkeypatch.setattr(compute, "available_cores", lambda: 8)
+    assert compute.plan(ComputeParams()) == compute.Plan(8, 1)
+    assert compute.plan(ComputeParams(), tasks=2) == compute.Plan(2, 4)  # never more than tasks
+    assert compute.plan(ComputeParams(), tasks=0) == compute.Plan(1, 8)
+    assert compute.plan(ComputeParams(workers=3)) == compute.Plan(3, 2)
+    assert compute.plan(ComputeParams(workers=2, threads=6)) == compute.Plan(2, 6)
+    monkeypatch.setattr(compute, "available_cores", lambda: 1)
+    assert compute.plan(ComputeParams()) == compute.Plan(1, 1)
+
+
+def test_cores_follow_the_affinity_mask():
+    assert compute.available_cores() == len(os.sched_getaffinity(0))
+
+
+@pytest.mark.parametrize("value", [0, -1, "all", True, 1.5])
+def test_bad_compute_values_are_rejected(value):
+    with pytest.raises(ValueError):
+        ComputeParams(workers=value)
+
+
+def _square_in_worker(x: int) -> tuple[int, int, int]:
+    import tensorflow as tf
+
+    return x * x, os.getpid(), tf.config.threading.get_intra_op_parallelism_threads()
+
+
+def _fail(x: int) -> None:
+    raise PipelineError(f"job {x} failed")
+
+
+def _die(x: int) -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_jobs_run_in_worker_processes_with_their_threads_results_in_order():
+    results = compute.run_parallel(_square_in_worker, [(1,), (2,), (3,)], compute.Plan(2, 1),
+                                   "squares")
+    assert [r[0] for r in results] == [1, 4, 9]
+    assert os.getpid() not in {r[1] for r in results}
+    assert len({r[1] for r in results}) == 3  # a fresh process per job (no state carried over)
+    assert {r[2] for r in results} == {1}
+
+
+def test_a_failing_job_raises_its_error_and_a_killed_worker_is_one_line():
+    with pytest.raises(PipelineError, match="job 2 failed"):
+        compute.run_parallel(_fail, [(2,), (3,)], compute.Plan(2, 1), "jobs")
+    with pytest.raises(PipelineError, match="^replicates: a worker process died"):
+        compute.run_parallel(_die, [(1,), (2,)], compute.Plan(2, 1), "replicates")
+
+
+def test_workers_die_with_the_process_that_started_them(tmp_path):
+    """SIGKILL of a stage takes its worker processes with it (no trainer left orphaned)."""
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""
+        import time
+        from imdb_rnn import compute
+        def sleep(): time.sleep(600)
+        if __name__ == "__main__":
+            compute.start_process(sleep, (), 1)
+            print("started", flush=True)
+            time.sleep(600)
+    """))
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout.readline().strip() == "started"
+        children = psutil.Process(parent.pid).children(recursive=True)
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert workers
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+        gone, alive = psutil.wait_procs(workers, timeout=10)
+        assert not alive
+    finally:
+        parent.kill()
+        for child in psutil.Process().children(recursive=True):
+            if child.pid != parent.pid:
+                child.kill()
