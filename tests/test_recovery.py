@@ -202,3 +202,22 @@ def test_the_sweep_leaves_names_that_are_not_its_own(tmp_path):
     assert sweep_stale_temporaries(tmp_path) == [old_folder]
     assert all(path.exists() for path in theirs)
 
+
+
+def test_an_exited_process_not_yet_reaped_is_dead():
+    """A worker killed while its parent still runs is a zombie until the parent reaps it: its
+    pid still answers kill(0), but its trial and MLflow run must be recovered all the same."""
+    child = subprocess.Popen(["sleep", "0.2"])
+    owner = Owner.current()
+    from imdb_rnn.process import _start_ticks
+
+    owner = Owner(owner.host, child.pid, _start_ticks(child.pid), owner.boot, owner.machine,
+                  owner.pidns)
+    assert owner.alive() is True
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert owner.alive() is False  # a zombie: exited, parent (this test) not waited yet
+    child.wait()
+    assert owner.alive() is False

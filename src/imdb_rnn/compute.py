@@ -74,11 +74,12 @@ def set_threads(threads: int) -> None:
 
     config = tf.config.threading
     if (config.get_intra_op_parallelism_threads() == threads
-            and config.get_inter_op_parallelism_threads() == threads):
+            and config.get_inter_op_parallelism_threads() == max(2, threads)):
         return
     try:
         config.set_intra_op_parallelism_threads(threads)
-        config.set_inter_op_parallelism_threads(threads)
+        # At least two inter-op threads: a tf.data generator feed needs one of its own.
+        config.set_inter_op_parallelism_threads(max(2, threads))
     except RuntimeError:  # TensorFlow is running already: its thread pools exist
         print(f"warning: TensorFlow already started; {threads} thread(s) not applied",
               file=sys.stderr)
@@ -129,18 +130,33 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
+    pool = ProcessPoolExecutor(the_plan.workers, mp_context=context, initializer=_start_worker,
+                               initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
     try:
-        with ProcessPoolExecutor(the_plan.workers, mp_context=context, initializer=_start_worker,
-                                 initargs=(the_plan.threads,), max_tasks_per_child=1) as pool:
-            futures = [pool.submit(_call, (function, args)) for args in jobs]
-            try:
-                return [future.result() for future in futures]
-            except BaseException:
-                for future in futures:
-                    future.cancel()
-                raise
+        futures = [pool.submit(_call, (function, args)) for args in jobs]
+        results = [future.result() for future in futures]
     except BrokenProcessPool:
+        _stop(pool)
         raise PipelineError(f"{what}: a worker process died (killed, or out of memory?)") from None
+    except BaseException:  # a job's error, SIGTERM (SystemExit), Ctrl-C: stop the others now
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return results
+
+
+def _stop(pool: Any) -> None:
+    """Cancel the jobs not started and end the running ones (SIGTERM: their MLflow runs end
+    FAILED), then SIGKILL what is still there."""
+    processes = list(getattr(pool, "_processes", {}).values())  # noqa: SLF001  no public API
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def start_process(function: Callable[..., Any], args: tuple, threads: int
@@ -148,13 +164,23 @@ def start_process(function: Callable[..., Any], args: tuple, threads: int
     """``function(*args)`` in a new worker process with ``threads`` TensorFlow threads, started
     now; the caller joins it and reads its ``exitcode``."""
     context = multiprocessing.get_context("spawn")
-    process = context.Process(target=_run_in_worker, args=(function, args, threads), daemon=True)
+    process = context.Process(target=_run_in_worker, args=(function, args, threads, os.getpid()),
+                              daemon=True)
     process.start()
     return process
 
 
-def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int) -> None:
-    _start_worker(threads)
+def stop_process(process: multiprocessing.process.BaseProcess) -> None:
+    """SIGTERM (its MLflow run and trial end failed), then SIGKILL after 30 s."""
+    process.terminate()
+    process.join(timeout=30)
+    if process.is_alive():
+        process.kill()
+        process.join()
+
+
+def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int, parent: int) -> None:
+    _start_worker(threads, parent)
     from imdb_rnn.errors import PipelineError as Error
 
     try:

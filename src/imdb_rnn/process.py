@@ -16,12 +16,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat after the command name ([0] state, [19] start time)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
 def _start_ticks(pid: int) -> str:
     """The process' start time in clock ticks since boot (Linux /proc), '' when unknown."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else ""
 
 
 def _read(path: str) -> str:
@@ -114,7 +120,10 @@ class Owner:
         except PermissionError:  # another user's live process
             start = _start_ticks(self.pid)
             return True if not start else start == self.start
-        return _start_ticks(self.pid) == self.start
+        fields = _stat(self.pid)
+        if fields and fields[0] in ("Z", "X"):  # exited, not yet reaped by its parent
+            return False
+        return (fields[19] if len(fields) > 19 else "") == self.start
 
     def is_dead(self) -> bool:
         """Known to be gone (an owner elsewhere is never declared dead)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import gc
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import keras
 import numpy as np
 import optuna
 import pandas as pd
+from optuna.trial import TrialState
 import psutil
 from sklearn.model_selection import train_test_split
 
@@ -188,7 +190,8 @@ def param_importances(study: optuna.Study) -> dict[str, float] | None:
     return {k: round(float(v), 4) for k, v in importances.items()}
 
 
-def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> tuple:
+def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
+         threads: int | None = None) -> tuple:
     """Run trials of study ``name`` until it has ``n_trials`` finished ones (or time is up).
 
     Returns (study, MLflow experiment, parent run, loop result). A ``worker`` leaves the parent
@@ -227,26 +230,31 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
             parent.set_tags({"status_note": f"resumed after {status}"})
         tracking.own(parent)
     # The stage runs trials itself and starts workers - 1 more processes on the same study
-    # (compute); an extra worker started by hand (--worker) runs only its own loop.
-    the_plan = compute.plan(params.compute, None if worker else tune.n_trials)
-    compute.set_threads(the_plan.threads)
-    helpers = []
-    if not worker and the_plan.workers > 1:
-        print(f"tune@{name}: {the_plan.describe()}", flush=True)
-        helpers = [compute.start_process(_worker, (params, name, data_dir), the_plan.threads)
-                   for _ in range(the_plan.workers - 1)]
-    objective = Objective(params, name, data_dir, experiment, parent)
+    # (compute), as many as there are trials left; a worker started by hand (--worker) runs
+    # only its own loop, with every core's threads; a helper keeps the threads it was given.
+    busy = study.get_trials(deepcopy=False, states=(*tuning.FINISHED, TrialState.RUNNING))
+    left = max(1, tune.n_trials - len(busy))
+    the_plan = compute.plan(params.compute, 1 if worker else left)
+    if threads is None:
+        compute.set_threads(the_plan.threads)
+    helpers: list = []
     start = time.perf_counter()
     try:
+        if not worker and the_plan.workers > 1:
+            print(f"tune@{name}: {left} trial(s) left, {the_plan.describe()}", flush=True)
+            helpers = [compute.start_process(_worker, (params, name, data_dir, the_plan.threads),
+                                             the_plan.threads)
+                       for _ in range(the_plan.workers - 1)]
+        objective = Objective(params, name, data_dir, experiment, parent)
         while True:
             _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
             remaining = (None if tune.timeout is None
                          else max(tune.timeout - (time.perf_counter() - start), 0.0))
             loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining)
-            running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if worker or loop.stopped_by == "timeout" or not running:
                 break
-            _check_helpers(name, helpers)
+            helpers = _check_helpers(name, helpers)
             print(f"tune@{name}: waiting for {len(running)} trial(s) of other workers: "
                   f"{', '.join(str(t.user_attrs.get('worker')) for t in running)}", flush=True)
             time.sleep(WAIT_SECONDS)
@@ -254,9 +262,8 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
             helper.join()
         _check_helpers(name, helpers)
     except BaseException:
-        for helper in helpers:  # each ends its trial's run KILLED/FAILED on SIGTERM
-            helper.terminate()
-            helper.join(timeout=30)
+        for helper in helpers:  # each ends its trial's run FAILED on SIGTERM
+            compute.stop_process(helper)
         if not worker:  # the study can be resumed; its parent run says this run failed
             parent.end("FAILED")
         raise
@@ -264,18 +271,25 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False) -> 
     return study, experiment, parent, loop
 
 
-def _worker(params: Params, name: str, data_dir: Path) -> None:
+def _worker(params: Params, name: str, data_dir: Path, threads: int) -> None:
     """An extra worker process of the stage: trials of the study until none is left."""
-    work(params, name, data_dir, worker=True)
+    work(params, name, data_dir, worker=True, threads=threads)
 
 
-def _check_helpers(name: str, helpers: list) -> None:
-    """A one-line error when a worker process of the stage failed (its trial is FAIL in the
-    study, its error on stderr above)."""
-    failed = [h for h in helpers if h.exitcode not in (None, 0)]
+def _check_helpers(name: str, helpers: list) -> list:
+    """The worker processes of the stage still running. One that failed (exit code 1: its
+    trial is FAIL in the study, its error on stderr above) stops the stage with a one-line
+    error; one that was killed (out of memory, say) is reported, and its trial is failed and
+    queued again by the next recovery pass, so the stage goes on without it."""
+    failed = [h for h in helpers if h.exitcode is not None and h.exitcode > 0]
     if failed:
         codes = ", ".join(f"pid {h.pid} exit code {h.exitcode}" for h in failed)
         raise PipelineError(f"tune@{name}: a worker process failed ({codes})")
+    for helper in helpers:
+        if helper.exitcode is not None and helper.exitcode < 0:
+            print(f"warning: tune@{name}: worker process {helper.pid} was killed (signal "
+                  f"{-helper.exitcode}); its trial is run again", file=sys.stderr, flush=True)
+    return [h for h in helpers if h.exitcode is None or h.exitcode == 0]
 
 
 def tune(params: Params, name: str, paths: TunePaths) -> dict:
