@@ -85,8 +85,9 @@ def set_threads(threads: int) -> None:
               file=sys.stderr)
 
 
-def _die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when the process that started it ends."""
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when the process that started it (pid ``parent``)
+    ends."""
     if not sys.platform.startswith("linux"):
         return
     try:
@@ -94,7 +95,7 @@ def _die_with_parent() -> None:
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:  # the parent ended before prctl took effect
+    if os.getppid() != parent:  # the parent ended before prctl took effect (re-parented)
         os._exit(1)
 
 
@@ -102,8 +103,8 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)  # unwinds: open MLflow runs and trials end as failed
 
 
-def _start_worker(threads: int) -> None:
-    _die_with_parent()
+def _start_worker(threads: int, parent: int) -> None:
+    _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops its workers
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     set_threads(threads)
