@@ -73,3 +73,25 @@ def test_repeats_report_the_median_speedup_and_every_value():
     median = median_repeat(runs)
     assert median["speedup"] == 1.6 and median["speedups"] == [2.1, 1.0, 1.6]
     assert median_repeat(runs[:2])["speedup"] == 1.0  # even count: the lower middle
+
+
+def test_the_previous_path_against_the_new_one_in_worker_processes(tiny):
+    from benchmark import compare_paths
+
+    params, data = tiny
+    params = params.model_copy(update={"compute": params.compute.model_copy(
+        update={"workers": 2, "threads": 1})})
+    previous = params.train.models["feedforward"].model_dump() | {"batch_size": 4}
+    result = compare_paths(params, "feedforward", data, 2, previous)
+    old, new = result["previous"], result["new"]
+    assert (old["batch_size"], new["batch_size"]) == (4, 8)
+    assert (new["workers"], new["threads"]) == (2, 1) and len(new["val_accuracies"]) == 2
+    # Together: every review both processes trained on, over their common wall window.
+    assert new["samples_per_second"] == pytest.approx(2 * 40 * 2 / new["seconds"])
+    assert result["speedup"] == pytest.approx(new["samples_per_second"]
+                                              / old["samples_per_second"])
+    text = markdown({"command": "x", "machine": {"cores": 2, "cpu": "c", "python": "3.11",
+                                                 "tensorflow": "t", "keras": "k", "gpus": []},
+                     "families": [], "paths": [result], "paths_command": "y",
+                     "previous": "abc1234"})
+    assert "| feedforward | 2 | 4, 0.002 |" in text and "| 8, 0.002 | 2 x 1 |" in text

@@ -49,6 +49,9 @@ def tiny_params(tmp_path: Path, n_trials: int = 4, **tune: object) -> dict:
                           studies={"ff_random": {"model": "ff", "sampler": "random"},
                                    "ff_tpe": {"model": "ff", "sampler": "tpe"}})
     params["tune"].update(tune)
+    # One process per stage (parallel workers are tested on their own; a spawned helper's
+    # start-up would dominate these tiny studies).
+    params["compute"] = {"workers": 1, "threads": 1}
     return params
 
 
@@ -352,6 +355,24 @@ def mlflow_runs(project: Path) -> list:
 
 
 @pytest.mark.slow
+def test_the_stage_runs_its_trials_in_parallel_worker_processes(tmp_path):
+    project = make_project(tmp_path, n_trials=6)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["compute"] = {"workers": 2, "threads": 1}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    out = finish(stage(project, "--study", "ff_random", *outputs("ff_random")))
+    assert "6 trial(s) left, 2 worker processes x 1 thread" in out
+    trials = study_of(project, "ff_random").get_trials()
+    finished = [t for t in trials if t.state in tuning.FINISHED]
+    assert len(finished) == 6 and len({t.user_attrs["worker"] for t in finished}) == 2, out
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 6
+    parent = [r for r in mlflow_runs(project) if r.data.tags.get("mlflow.runName") ==
+              "ff_random (study)"]
+    assert [r.info.status for r in parent] == ["FINISHED"]
+    assert not [r for r in mlflow_runs(project) if r.info.status == "RUNNING"]
+
+
+@pytest.mark.slow
 def test_two_workers_share_one_study_without_duplicates_or_losses(tmp_path):
     project = make_project(tmp_path, n_trials=8)
     workers = [stage(project, "--study", "ff_random", "--worker") for _ in range(2)]
@@ -362,6 +383,7 @@ def test_two_workers_share_one_study_without_duplicates_or_losses(tmp_path):
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
     assert len({t.user_attrs["worker"] for t in finished}) == 2, outputs  # both did work
     assert len({t.number for t in finished}) == 8
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 8  # no config twice
     children = [r for r in mlflow_runs(project) if r.data.tags.get("run_kind") == "trial"]
     by_trial = {int(r.data.tags["optuna_trial"]): r for r in children}
     assert len(children) == len(by_trial) == 8  # one MLflow run per trial, none twice

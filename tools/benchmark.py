@@ -103,59 +103,63 @@ def previous_sections(rev: str) -> dict:
     return apply_profile(yaml.safe_load(text))["train"]["models"]
 
 
-def compare_family(params: Params, name: str, data_dir: Path, epochs: int, *,
-                   previous: dict | None = None, classic: bool = True) -> dict:
-    """For model ``name``, ``epochs`` epochs each on the whole training split, same seed:
-
-    - classic: the textbook recipe (every review padded to maxlen, ``model.fit`` defaults);
-    - previous (with ``previous``, a section of an earlier params.yaml): the pipeline path as it
-      was, one process with TensorFlow's default threads;
-    - pipeline: this params.yaml's section as the seeds and tune stages train it now: ``compute``
-      worker processes side by side (seeds train.seed, +1, ...), samples/s of them together.
-    """
+def compare_family(params: Params, name: str, data_dir: Path, epochs: int) -> dict:
+    """Classic against pipeline for model ``name``, ``epochs`` epochs each, same seed, one
+    process each."""
     section = params.train.models[name].model_copy(update={"epochs": epochs})
     train, val = (load_sequences(data_dir / f"{s}.npz") for s in ("train", "val"))
     vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
     matrix, _ = initial_embedding(section, vocabulary, params.train.seed)
     kwargs = {"vocab_size": len(vocabulary), "seed": params.train.seed, "embedding": matrix}
-    out = {"model": name, "family": section.family, "epochs": epochs, "maxlen": section.maxlen,
-           "train_reviews": len(train), "batch_size": section.batch_size,
-           "learning_rate": section.learning_rate}
-    if classic:
-        out["classic"] = side(recipe_for(section, feed="classic"), train, val, **kwargs)
-    if previous is not None:
-        old = _section(previous | {"epochs": epochs})
-        out["previous"] = side(recipe_for(old), train, val, **kwargs) | {
-            "batch_size": old.batch_size, "learning_rate": old.learning_rate}
+    classic = side(recipe_for(section, feed="classic"), train, val, **kwargs)
+    pipeline = side(recipe_for(section), train, val, **kwargs)
+    return {"model": name, "family": section.family, "epochs": epochs, "maxlen": section.maxlen,
+            "train_reviews": len(train), "classic": classic, "pipeline": pipeline,
+            "speedup": pipeline["samples_per_second"] / classic["samples_per_second"],
+            "val_accuracy_difference": pipeline["val_accuracy"] - classic["val_accuracy"],
+            "best_val_accuracy_difference": (pipeline["best_val_accuracy"]
+                                             - classic["best_val_accuracy"])}
+
+
+def compare_paths(params: Params, name: str, data_dir: Path, epochs: int,
+                  previous: dict) -> dict:
+    """The previous pipeline path against the new one for model ``name``, ``epochs`` epochs
+    each on the whole training split, no early stopping:
+
+    - previous: ``previous`` (the section of an earlier params.yaml), one process with
+      TensorFlow's default threads, as the seeds and tune stages trained then;
+    - new: this params.yaml's section as those stages train it now: ``compute`` worker
+      processes side by side (seeds train.seed, +1, ...), samples/s of them together.
+    """
+    section = params.train.models[name].model_copy(update={"epochs": epochs})
+    train, val = (load_sequences(data_dir / f"{s}.npz") for s in ("train", "val"))
+    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+    old = _section(previous | {"epochs": epochs})
+    matrix, _ = initial_embedding(old, vocabulary, params.train.seed)
+    before = side(recipe_for(old), train, val, vocab_size=len(vocabulary),
+                  seed=params.train.seed, embedding=matrix)
     the_plan = compute.plan(params.compute)
     jobs = [(section.model_dump(), data_dir, epochs, params.train.seed + i, params.train.seed)
             for i in range(the_plan.workers)]
-    start = time.perf_counter()
     sides = compute.run_parallel(_side_in_worker, jobs, the_plan, f"benchmark {name}")
     # The processes together: every review they trained on, over the time from the first
-    # fit's start to the last one's end (the processes' start-up and data loading left out,
-    # as in a single fit's figure).
+    # fit's start to the last one's end (start-up and data loading left out, as in a single
+    # fit's figure).
     window = max(s["ended"] for s in sides) - min(s["began"] for s in sides)
-    out["pipeline"] = {
-        "workers": the_plan.workers, "threads": the_plan.threads,
-        "seconds": time.perf_counter() - start,
-        "samples_per_second": sum(s["samples"] for s in sides) / window,
-        "per_process_samples_per_second": statistics.fmean(s["samples_per_second"]
-                                                           for s in sides),
-        "val_accuracy": sides[0]["val_accuracy"],
-        "best_val_accuracy": sides[0]["best_val_accuracy"],
-        "val_accuracies": [s["val_accuracy"] for s in sides]}
-    pipeline = out["pipeline"]
-    if classic:
-        c = out["classic"]
-        out |= {"speedup": pipeline["samples_per_second"] / c["samples_per_second"],
-                "val_accuracy_difference": pipeline["val_accuracy"] - c["val_accuracy"],
-                "best_val_accuracy_difference": (pipeline["best_val_accuracy"]
-                                                 - c["best_val_accuracy"])}
-    if previous is not None:
-        out["speedup_over_previous"] = (pipeline["samples_per_second"]
-                                        / out["previous"]["samples_per_second"])
-    return out
+    new = {"workers": the_plan.workers, "threads": the_plan.threads, "seconds": window,
+           "samples_per_second": sum(s["samples"] for s in sides) / window,
+           "per_process_samples_per_second": statistics.fmean(s["samples_per_second"]
+                                                              for s in sides),
+           "val_accuracy": sides[0]["val_accuracy"],
+           "best_val_accuracy": sides[0]["best_val_accuracy"],
+           "val_accuracies": [s["val_accuracy"] for s in sides]}
+    return {"model": name, "family": section.family, "epochs": epochs,
+            "train_reviews": len(train),
+            "previous": before | {"batch_size": old.batch_size,
+                                  "learning_rate": old.learning_rate},
+            "new": new | {"batch_size": section.batch_size,
+                          "learning_rate": section.learning_rate},
+            "speedup": new["samples_per_second"] / before["samples_per_second"]}
 
 
 def median_repeat(results: list[dict]) -> dict:
@@ -164,11 +168,8 @@ def median_repeat(results: list[dict]) -> dict:
     A shared 2-core machine swings by a third from minute to minute; repeats (each classic
     then pipeline, back to back) show that spread instead of hiding it in one number.
     """
-    key = "speedup_over_previous" if "speedup_over_previous" in results[0] else "speedup"
-    if key not in results[0]:
-        return results[0]
-    ranked = sorted(results, key=lambda r: r[key])
-    return {**ranked[(len(ranked) - 1) // 2], "speedups": [r[key] for r in results]}
+    ranked = sorted(results, key=lambda r: r["speedup"])
+    return {**ranked[(len(ranked) - 1) // 2], "speedups": [r["speedup"] for r in results]}
 
 
 def _timed(args: list[str], cwd: Path) -> float:
@@ -257,31 +258,32 @@ def markdown(report: dict) -> str:
                      f"{c['samples_per_second']:,.0f} | {p['samples_per_second']:,.0f} | "
                      f"{speedup} | {c['val_accuracy']:.2%} | {p['val_accuracy']:.2%} | "
                      f"{r['val_accuracy_difference'] * 100:+.2f} pts | {best} |")
-    moved = [r for r in report["families"] if "previous" in r]
-    if moved:
+    if report.get("paths"):
+        pm = report.get("paths_machine", m)
         lines += ["", "## Training: the previous pipeline path against the new one", "",
-                  f"Previous: the model sections of `params.yaml` at {report.get('previous')}, "
-                  "one process with TensorFlow's default threads (as the seeds and "
-                  "tune stages trained then). New: this `params.yaml`, trained as those stages "
-                  "train now: `compute.workers` processes side by side (seeds train.seed, +1, "
-                  "...), each with its share of threads; samples/s of the processes together, "
-                  "and per process. Same epochs, whole training split, no early stopping; "
-                  "validation accuracy of the last and the best epoch (new: the train.seed "
-                  "process).", "",
+                  f"Measured with `{report['paths_command']}` on {pm['cores']} cores "
+                  f"({pm['cpu']}). Previous: the model sections of `params.yaml` at "
+                  f"{report['previous']}, one process with TensorFlow's default threads (as the "
+                  "seeds and tune stages trained then). New: this `params.yaml`, trained as those "
+                  "stages train now: `compute.workers` processes side by side (seeds train.seed, "
+                  "+1, ...), each with its share of threads; samples/s of the processes together "
+                  "(every review they trained on over the time from the first fit's start to the "
+                  "last one's end) and per process. Same epochs, whole training split, no early "
+                  "stopping; validation accuracy of the last and the best epoch (new: the "
+                  "train.seed process; the others in the JSON).", "",
                   "| model | epochs | previous batch, lr | previous samples/s | new batch, lr | "
                   "workers x threads | new samples/s | per process | speed-up | previous val acc "
                   "(best) | new val acc (best) |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
-        for r in moved:
-            o, p = r["previous"], r["pipeline"]
+        for r in report["paths"]:
+            o, n = r["previous"], r["new"]
             lines.append(
                 f"| {r['model']} | {r['epochs']} | {o['batch_size']}, {o['learning_rate']:g} | "
-                f"{o['samples_per_second']:,.0f} | {r['batch_size']}, {r['learning_rate']:g} | "
-                f"{p['workers']} x {p['threads']} | {p['samples_per_second']:,.0f} | "
-                f"{p['per_process_samples_per_second']:,.0f} | "
-                f"{r['speedup_over_previous']:.2f}x | {o['val_accuracy']:.2%} "
-                f"({o['best_val_accuracy']:.2%}) | {p['val_accuracy']:.2%} "
-                f"({p['best_val_accuracy']:.2%}) |")
+                f"{o['samples_per_second']:,.0f} | {n['batch_size']}, {n['learning_rate']:g} | "
+                f"{n['workers']} x {n['threads']} | {n['samples_per_second']:,.0f} | "
+                f"{n['per_process_samples_per_second']:,.0f} | {r['speedup']:.2f}x | "
+                f"{o['val_accuracy']:.2%} ({o['best_val_accuracy']:.2%}) | "
+                f"{n['val_accuracy']:.2%} ({n['best_val_accuracy']:.2%}) |")
     if report.get("data_stages"):
         total = sum(report["data_stages"].values())
         lines += ["", "## Data stages", "",
@@ -334,24 +336,39 @@ def main() -> None:
     report = {"command": command, "machine": machine(), "families": []}
     previous = args.out.with_suffix(".json")
     if args.update and previous.is_file():  # keep what this run does not measure again
-        report = {**read_json(previous, "benchmark report"), "machine": report["machine"]}
-        report["command"] = f"{report['command']}`, then `{command}"
-        again = set(args.models or params.train.models)
-        report["families"] = [f for f in report["families"] if f["model"] not in again]
-    earlier = previous_sections(args.previous) if args.previous else {}
-    report["previous"] = args.previous or None
-    for name in args.models or list(params.train.models):
-        repeats = []
-        for _ in range(args.repeats):
-            repeats.append(compare_family(params, name, args.data, args.epochs,
-                                          previous=earlier.get(name),
-                                          classic=not args.skip_classic))
-            print(f"benchmark {name}: " + ", ".join(
-                f"{k} {repeats[-1][k]:.2f}x" for k in ("speedup", "speedup_over_previous")
-                if k in repeats[-1]), flush=True)
-        report["families"].append(median_repeat(repeats))
+        earlier_report = read_json(previous, "benchmark report")
+        if args.skip_classic:  # the classic table keeps its machine and command
+            report = earlier_report
+        else:
+            report = {**earlier_report, "machine": report["machine"],
+                      "command": f"{earlier_report['command']}`, then `{command}"}
+    models = args.models or list(params.train.models)
+    if not args.skip_classic:
+        report["families"] = [f for f in report["families"] if f["model"] not in models]
+        for name in models:
+            repeats = []
+            for _ in range(args.repeats):
+                repeats.append(compare_family(params, name, args.data, args.epochs))
+                print(f"benchmark {name}: {repeats[-1]['speedup']:.2f}x, val accuracy "
+                      f"{repeats[-1]['val_accuracy_difference'] * 100:+.2f} pts", flush=True)
+            report["families"].append(median_repeat(repeats))
+    if args.previous:
+        earlier = previous_sections(args.previous)
+        report |= {"previous": args.previous, "paths_command": command,
+                   "paths_machine": machine()}
+        report["paths"] = [r for r in report.get("paths", []) if r["model"] not in models]
+        for name in models:
+            repeats = []
+            for _ in range(args.repeats):
+                repeats.append(compare_paths(params, name, args.data, args.epochs,
+                                             earlier[name]))
+                print(f"benchmark {name}: new path {repeats[-1]['speedup']:.2f}x the previous",
+                      flush=True)
+            report["paths"].append(median_repeat(repeats))
     order = list(params.train.models)
-    report["families"].sort(key=lambda f: order.index(f["model"]) if f["model"] in order else 99)
+    for key in ("families", "paths"):
+        report.get(key, []).sort(key=lambda f: order.index(f["model"]) if f["model"] in order
+                                 else 99)
     if not args.skip_data:
         report["data_stages"] = data_stage_seconds(ROOT)
         report["noop_repro_seconds"] = noop_repro_seconds(ROOT)
