@@ -1,8 +1,10 @@
 """Using every core: training processes side by side, each with its share of TensorFlow threads.
 
-One TensorFlow process training a small recurrent network keeps about one core busy (its steps
-are many small operations in sequence), so on a machine with more cores independent trainings
-(the seed replicates of a baseline, the trials of a study) run as separate processes. The
+One TensorFlow process training a small recurrent network uses several cores poorly (its steps
+are many small operations in sequence), so independent trainings (the seed replicates of a
+baseline, the trials of a study) run as separate processes side by side. How much that pays
+depends on the CPU and the model (reports/benchmarks.md: on one 2-core machine 1.97x for a
+SimpleRNN, 0.89x for the LSTM, whose single process gained more from its second thread). The
 ``compute`` params say how many (``workers``) and with how many TensorFlow threads each
 (``threads``); ``auto`` derives both from the cores this process may use.
 
