@@ -32,9 +32,17 @@ def test_cores_follow_the_affinity_mask():
 
 
 @pytest.mark.parametrize("value", [0, -1, "all", True, 1.5])
-def test_bad_compute_values_are_rejected(value):
-    with pytest.raises(ValueError):
-        ComputeParams(workers=value)
+def test_bad_compute_values_are_one_line_naming_the_key(tmp_path, value):
+    from conftest import ROOT
+    from imdb_rnn.config.params import load_params
+
+    text = (ROOT / "params.yaml").read_text().replace("compute:\n  workers: auto",
+                                                       f"compute:\n  workers: {value}")
+    (tmp_path / "params.yaml").write_text(text)
+    with pytest.raises(PipelineError) as error:
+        load_params(tmp_path / "params.yaml")
+    assert str(error.value).startswith(f"{tmp_path / 'params.yaml'}: compute.workers: must be a "
+                                       "whole number of at least 1, or auto (got ")
 
 
 def _square_in_worker(x: int) -> tuple[int, int, int]:

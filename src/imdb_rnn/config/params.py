@@ -333,11 +333,13 @@ class ComputeParams(_Section):
     # cores (cores // workers, at least 1).
     threads: int | Literal["auto"] = Field(default="auto")
 
-    @field_validator("workers", "threads")
+    @field_validator("workers", "threads", mode="before")
     @classmethod
-    def _positive(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 1:
-            raise ValueError("must be at least 1 (or auto)")
+    def _positive(cls, value: object) -> object:
+        if value == "auto":
+            return value
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"must be a whole number of at least 1, or auto (got {value!r})")
         return value
 
 
