@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from imdb_rnn.cli import _exit_on_sigterm
 from imdb_rnn.config.params import ComputeParams
 from imdb_rnn.errors import PipelineError
 
@@ -101,20 +102,11 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: open MLflow runs and trials end as failed
-
-
 def _start_worker(threads: int, parent: int) -> None:
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops its workers
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # as a stage: runs and trials end failed
     set_threads(threads)
-
-
-def _call(job: tuple[Callable[..., T], tuple]) -> T:
-    function, args = job
-    return function(*args)
 
 
 def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], the_plan: Plan,
@@ -136,7 +128,7 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
     pool = ProcessPoolExecutor(the_plan.workers, mp_context=context, initializer=_start_worker,
                                initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
     try:
-        futures = [pool.submit(_call, (function, args)) for args in jobs]
+        futures = [pool.submit(function, *args) for args in jobs]
         results = [future.result() for future in futures]
     except BrokenProcessPool:
         _stop(pool)
@@ -149,17 +141,10 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
 
 
 def _stop(pool: Any) -> None:
-    """Cancel the jobs not started and end the running ones (SIGTERM: their MLflow runs end
-    FAILED), then SIGKILL what is still there."""
+    """Cancel the jobs not started and end the running ones (:func:`stop_processes`)."""
     processes = list(getattr(pool, "_processes", {}).values())  # noqa: SLF001  no public API
     pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(timeout=30)
-        if process.is_alive():
-            process.kill()
-            process.join()
+    stop_processes(processes)
 
 
 def start_process(function: Callable[..., Any], args: tuple, threads: int
@@ -173,13 +158,16 @@ def start_process(function: Callable[..., Any], args: tuple, threads: int
     return process
 
 
-def stop_process(process: multiprocessing.process.BaseProcess) -> None:
-    """SIGTERM (its MLflow run and trial end failed), then SIGKILL after 30 s."""
-    process.terminate()
-    process.join(timeout=30)
-    if process.is_alive():
-        process.kill()
-        process.join()
+def stop_processes(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """SIGTERM to each (its MLflow run and trial end failed), then SIGKILL what is still there
+    after 30 s."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=30)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int, parent: int) -> None:

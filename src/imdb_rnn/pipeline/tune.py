@@ -262,8 +262,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
             helper.join()
         _check_helpers(name, helpers)
     except BaseException:
-        for helper in helpers:  # each ends its trial's run FAILED on SIGTERM
-            compute.stop_process(helper)
+        compute.stop_processes(helpers)  # each ends its trial's run FAILED on SIGTERM
         if not worker:  # the study can be resumed; its parent run says this run failed
             parent.end("FAILED")
         raise
