@@ -44,7 +44,7 @@ def _replicate_one(params: Params, name: str, data_dir: Path, seed: int) -> dict
         run.log_metrics(tracked_metrics(metrics))
     return {"seed": seed, "val_accuracy": result.best["val_accuracy"],
             "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
-            "source": "replicate", "seconds": round(result.seconds, 1)}
+            "source": "replicate"}
 
 
 def replicate(params: Params, name: str, data_dir: Path, baseline_train_json: Path,

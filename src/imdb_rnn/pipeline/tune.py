@@ -232,8 +232,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     # The stage runs trials itself and starts workers - 1 more processes on the same study
     # (compute), as many as there are trials left; a worker started by hand (--worker) runs
     # only its own loop, with every core's threads; a helper keeps the threads it was given.
-    busy = study.get_trials(deepcopy=False, states=(*tuning.FINISHED, TrialState.RUNNING))
-    left = max(1, tune.n_trials - len(busy))
+    left = max(1, tuning.trials_left(study, tune.n_trials))
     the_plan = compute.plan(params.compute, 1 if worker else left)
     if threads is None:
         compute.set_threads(the_plan.threads)

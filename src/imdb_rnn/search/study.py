@@ -263,9 +263,14 @@ def counts(study: optuna.Study) -> dict[str, int]:
     return {state.name.lower(): states.count(state) for state in TrialState}
 
 
-def _claimable(study: optuna.Study, n_trials: int) -> bool:
+def trials_left(study: optuna.Study, n_trials: int) -> int:
+    """Trials still to claim: ``n_trials`` less the finished and running ones."""
     busy = study.get_trials(deepcopy=False, states=(*FINISHED, TrialState.RUNNING))
-    return len(busy) < n_trials
+    return max(0, n_trials - len(busy))
+
+
+def _claimable(study: optuna.Study, n_trials: int) -> bool:
+    return trials_left(study, n_trials) > 0
 
 
 def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
