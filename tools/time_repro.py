@@ -1,0 +1,134 @@
+"""Wall time of the full default ``dvc repro`` of one commit, in a fresh clone, stage by stage.
+
+Clones this repository at ``--rev`` into a folder beside it (so ``../shared/data``, the default
+offline archive, is found as from a fresh clone), runs ``dvc repro`` there with that commit's own
+code on the import path, and writes the wall time of the whole run and of every stage (from the
+moment DVC starts a stage to the moment it starts the next one or ends) to a JSON file. Before
+and after figures of a speed change are two runs of this, back to back, on one quiet machine:
+
+    python tools/time_repro.py --rev 4e51426 --out /tmp/before.json
+    python tools/time_repro.py --rev HEAD --out /tmp/after.json
+    python tools/time_repro.py --table /tmp/before.json /tmp/after.json   # the Markdown table
+
+Uses the packages of the running interpreter (``requirements.lock``); a commit whose lock differs
+needs its own environment (``--python``). Not a test and not a DVC stage: a full run takes an
+hour or more on 2 cores. Never writes to this workspace (only ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
+
+
+def clone(rev: str, folder: Path) -> str:
+    """A fresh clone of this repository at ``rev``; returns the full commit hash."""
+    if folder.exists():
+        raise SystemExit(f"error: {folder} exists; remove it or pass another --workdir")
+    commit = subprocess.run(["git", "rev-parse", "--verify", f"{rev}^{{commit}}"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if commit.returncode != 0:
+        raise SystemExit(f"error: --rev {rev!r} is not a commit of {ROOT}")
+    sha = commit.stdout.strip()
+    subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(folder)], check=True)
+    subprocess.run(["git", "checkout", "-q", "--detach", sha], cwd=folder, check=True)
+    return sha
+
+
+def timed_repro(folder: Path, python: str, log: Path) -> tuple[int, float, dict[str, float]]:
+    """Run ``dvc repro`` in ``folder``; (exit code, wall seconds, seconds per stage in order)."""
+    env = {**os.environ, "PYTHONPATH": str(folder / "src"),
+           "PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("IMDB_TUNE_STORAGE", None)
+    starts: list[tuple[str, float]] = []
+    start = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen([python, "-m", "dvc", "repro"], cwd=folder, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert process.stdout is not None
+        for line in process.stdout:
+            out.write(line)
+            out.flush()
+            if match := STAGE_LINE.match(line):
+                starts.append((match.group(1), time.monotonic()))
+        code = process.wait()
+    end = time.monotonic()
+    stages = {name: round((starts[i + 1][1] if i + 1 < len(starts) else end) - began, 1)
+              for i, (name, began) in enumerate(starts)}
+    return code, round(end - start, 1), stages
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def table(runs: list[dict]) -> str:
+    """Stages as rows, runs as columns (seconds), then the whole run."""
+    names: list[str] = []
+    for run in runs:
+        names += [n for n in run["stages"] if n not in names]
+    head = "| stage | " + " | ".join(f"{r['rev']} ({r['commit'][:7]})" for r in runs) + " |"
+    lines = [head, "|---|" + "---|" * len(runs)]
+    for name in names:
+        cells = [f"{r['stages'][name]:,.0f}" if name in r["stages"] else "-" for r in runs]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("| **whole run** | " + " | ".join(f"**{r['wall_s']:,.0f}**" for r in runs) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rev", default="HEAD")
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--workdir", type=Path,
+                        help="where to clone (default: beside this repository, time-<rev>)")
+    parser.add_argument("--python", default=sys.executable)
+    parser.add_argument("--keep", action="store_true", help="keep the clone afterwards")
+    parser.add_argument("--table", nargs="+", type=Path, metavar="JSON",
+                        help="print the Markdown table of earlier runs and exit")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table([json.loads(p.read_text()) for p in args.table]))
+        return 0
+    if args.out is None:
+        parser.error("--out is required unless --table is given")
+    folder = args.workdir or ROOT.parent / f"time-{re.sub(r'[^A-Za-z0-9._-]', '_', args.rev)}"
+    sha = clone(args.rev, folder)
+    log = args.out.with_suffix(".log")
+    try:
+        code, wall, stages = timed_repro(folder, args.python, log)
+    finally:
+        if not args.keep:
+            shutil.rmtree(folder, ignore_errors=True)
+    result = {"rev": args.rev, "commit": sha, "returncode": code, "wall_s": wall,
+              "stages": stages, "cpu": cpu_model(),
+              "cores": os.cpu_count(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                 time.gmtime())}
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table([result]))
+    if code != 0:
+        print(f"error: dvc repro exited {code}; its output is in {log}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
