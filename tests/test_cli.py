@@ -1,6 +1,7 @@
 """Stage entry points: a killed stage closes its MLflow run and leaves no output."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -43,9 +44,11 @@ def test_sigterm_fails_the_run_and_removes_temporaries(tmp_path, monkeypatch):
 
 # --- imdb-predict: bad input is one line, exit 1, nothing printed on stdout ----------------------
 
-def _predict(*args, stdin: bytes = b"") -> subprocess.CompletedProcess:
+def _predict(*args, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:
     script = str(Path(sys.executable).parent / "imdb-predict")
-    return subprocess.run([script, *args], input=stdin, capture_output=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    return subprocess.run([script, *args], input=stdin, capture_output=True, timeout=300,
+                          cwd=cwd, env=env)
 
 
 def _model_folder(tmp_path, model: bytes = b"not a zip file") -> Path:
@@ -99,3 +102,18 @@ def test_a_corrupt_model_folder_is_one_line_naming_the_file(tmp_path, damage, cu
 def test_predict_with_a_corrupt_model_exits_1_and_prints_nothing(tmp_path):
     line = _one_line_error(_predict(str(_model_folder(tmp_path)), "a fine film"))
     assert "model.keras: not a readable Keras model" in line
+
+
+@pytest.mark.parametrize("uri", ["models:/imdb-sentiment@champion", "runs:/0123abc/model"])
+def test_a_model_uri_without_a_store_is_one_line_and_creates_none(tmp_path, uri):
+    line = _one_line_error(_predict(uri, "a fine film", cwd=tmp_path))
+    assert f"{uri}: no MLflow store at sqlite:///mlflow.db" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unknown_registered_model_is_one_line(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()  # an empty store
+    line = _one_line_error(_predict("models:/nothing@champion", "a fine film", cwd=tmp_path))
+    assert "models:/nothing@champion: cannot load the model from sqlite:///mlflow.db" in line

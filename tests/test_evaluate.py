@@ -101,3 +101,41 @@ def test_a_training_run_missing_from_the_store_gets_an_evaluation_run(trained, t
     assert run.data.tags["model"] == "tiny"
     assert run.data.metrics["test_accuracy"] == result["accuracy"]
     assert (tmp_path / "eval/metrics.json").is_file()
+
+
+def test_the_network_is_an_mlflow_model_of_raw_text_with_its_data_and_test_metrics(trained,
+                                                                                    tmp_path):
+    import mlflow
+
+    from imdb_rnn.tracking.models import file_md5
+
+    params, data, model_dir, _ = trained
+    run_file = json.loads((model_dir / "run.json").read_text())
+    result = evaluate(params, "tiny", model_dir, data, paths(tmp_path / "eval"))
+    experiment = tracking.connect(params.mlflow)
+    logged = experiment.client.get_logged_model(run_file["model_id"])
+    assert logged.source_run_id == run_file["run_id"] and logged.name == "model"
+    assert logged.params["maxlen"] == "20" and logged.tags["family"] == "lstm"
+    on_model = {m.key: m for m in logged.metrics}
+    assert on_model["test_accuracy"].value == result["accuracy"]
+    assert on_model["test_accuracy"].dataset_name == "imdb-test"
+    assert on_model["test_accuracy"].dataset_digest == file_md5(data / "test.npz")
+    assert "best_val_accuracy" in on_model  # the training summary came along
+    inputs = experiment.client.get_run(run_file["run_id"]).inputs.dataset_inputs
+    by_name = {i.dataset.name: i for i in inputs}
+    assert set(by_name) == {"imdb-train", "imdb-val", "imdb-test"}
+    assert by_name["imdb-train"].dataset.digest == file_md5(data / "train.npz")
+    assert {t.value for t in by_name["imdb-val"].tags} == {"validation"}
+    texts = ["great loved great", "awful dull awful", "loved it"]
+    mlflow.set_tracking_uri(params.mlflow.tracking_uri)
+    served = mlflow.pyfunc.load_model(f"models:/{run_file['model_id']}")
+    assert served.metadata.get_input_schema().input_names() == ["review"]
+    out = served.predict(pd.DataFrame({"review": texts}))
+    assert list(out.columns) == ["positive_probability"]
+    np.testing.assert_allclose(out["positive_probability"], Predictor(model_dir).predict(texts),
+                               rtol=1e-6)
+    by_run = mlflow.pyfunc.load_model(f"runs:/{run_file['run_id']}/model")
+    again = by_run.predict(pd.DataFrame({"review": texts}))["positive_probability"]
+    np.testing.assert_allclose(again, out["positive_probability"], rtol=1e-6)
+    with pytest.raises(Exception, match="review at row 1 is int"):
+        served.predict(pd.DataFrame({"review": ["fine", 3]}))

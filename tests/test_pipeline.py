@@ -132,7 +132,17 @@ def test_mlflow_has_one_finished_run_per_model(project):
         assert {"val_accuracy", "test_accuracy", "test_roc_auc"} <= set(r.data.metrics)
         assert len(client.get_metric_history(r.info.run_id, "val_loss")) >= 1
         artifacts = {a.path for a in client.list_artifacts(r.info.run_id)}
-        assert {"model", "learning_curves.png", "confusion_matrix.png"} <= artifacts
+        assert {"learning_curves.png", "confusion_matrix.png"} <= artifacts
+        inputs = {i.dataset.name for i in r.inputs.dataset_inputs}
+        assert inputs == {"imdb-train", "imdb-val", "imdb-test"}
+    # every network, and the TF-IDF reference, is a logged model with its test accuracy
+    logged = {m.tags["model"]: m for m in client.search_logged_models([experiment.experiment_id])}
+    assert set(logged) == {*TINY_MODELS, "tfidf_logreg"}
+    for name, model in logged.items():
+        assert model.source_run_id == by_model[name].info.run_id
+        test = {m.key: m for m in model.metrics}["test_accuracy"]
+        assert test.value == by_model[name].data.metrics["test_accuracy"]
+        assert test.dataset_name == ("imdb-reviews" if name == "tfidf_logreg" else "imdb-test")
 
 
 def test_each_study_finished_its_trials_and_links_its_best(project):
@@ -247,3 +257,56 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     accuracy = runs["lstm"].data.metrics["test_accuracy"]
     assert f"{accuracy:.3f}".rstrip("0") in compare  # the value itself is on the page
     assert shot.stat().st_size > 20_000
+
+
+def test_the_champion_is_registered_by_validation_accuracy_and_served(project):
+    """register picks the best validation accuracy; `mlflow models serve` of the champion
+    answers raw text with imdb-predict's probabilities."""
+    import socket
+    import time
+    import urllib.request
+
+    registry = json.loads((project / "reports/registry.json").read_text())
+    val = {p.parent.name: json.loads(p.read_text())["best_val_accuracy"]
+           for p in (project / "reports/train").glob("*/train.json")}
+    assert registry["val_accuracy"] == max(val.values()) == val[registry["model"]]
+    client = MlflowClient(f"sqlite:///{project}/mlflow.db")
+    champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
+    assert str(champion.version) == registry["version"]
+    assert champion.source == f"models:/{registry['model_id']}"
+    assert champion.tags["chosen_by"] == "best validation accuracy"
+    assert float(champion.tags["test_accuracy"]) == pytest.approx(registry["test_accuracy"])
+    assert "(champion)" in (project / "reports/registry.md").read_text()
+    texts = ["A wonderful, moving film.", "Awful, boring, two hours I will never get back.",
+             "The plot was thin but the acting carried it."]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{project}/mlflow.db",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
+                               "models:/imdb-sentiment@champion", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port), "-w", "1"], cwd=project,
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read().decode()[-2000:]
+                assert time.monotonic() < deadline, "the model server did not start in 180 s"
+                time.sleep(1)
+        body = json.dumps({"dataframe_split": {"columns": ["review"],
+                                               "data": [[t] for t in texts]}}).encode()
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(request, timeout=60).read())
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    served = [row["positive_probability"] for row in answer["predictions"]]
+    for source in (f"models/{registry['model']}", "models:/imdb-sentiment@champion"):
+        lines = run(["imdb-predict", source, *texts], project).stdout.strip().splitlines()
+        assert [float(line.split("\t")[0]) for line in lines] == pytest.approx(served, abs=5e-5)

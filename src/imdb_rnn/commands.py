@@ -10,10 +10,19 @@ from typing import BinaryIO
 from imdb_rnn.cli import stage_main
 from imdb_rnn.errors import PipelineError
 
+# The project's store (params.yaml mlflow.tracking_uri), when MLFLOW_TRACKING_URI is not set.
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+# An MLflow model URI (models:/NAME@ALIAS, models:/ID, runs:/RUN_ID/model), not a folder.
+MODEL_URI_SCHEMES = ("models:/", "runs:/")
+
 PREDICT_HELP = """Positive-class probability of raw review text for any trained model.
 
     imdb-predict models/lstm "A wonderful, moving film." "Two hours I will never get back."
     cat reviews.txt | imdb-predict models/cnn        # one review per line
+    imdb-predict models:/imdb-sentiment@champion "A wonderful, moving film."
+    imdb-predict runs:/RUN_ID/model "Two hours I will never get back."
+
+MLflow URIs resolve in MLFLOW_TRACKING_URI (default: the project's sqlite:///mlflow.db).
 """
 
 
@@ -25,7 +34,8 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(prog="imdb-predict", description=PREDICT_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model_dir", help="a trained model folder, e.g. models/lstm")
+    parser.add_argument("model", help="a trained model folder (models/lstm) or an MLflow model "
+                        "URI (models:/imdb-sentiment@champion, runs:/RUN_ID/model)")
     parser.add_argument("texts", nargs="*", help="reviews; none: read one per line from stdin")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability from which a review is called positive (default 0.5)")
@@ -35,7 +45,13 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
              else [])
     if not texts:
         raise PipelineError("no review text given (pass it as arguments or on stdin)")
-    probabilities = Predictor(args.model_dir).predict(texts)
+    if args.model.startswith(MODEL_URI_SCHEMES):
+        from imdb_rnn.tracking import models  # MLflow's import only when it is needed
+
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        probabilities = models.load_text_model(args.model, uri)(texts)
+    else:
+        probabilities = Predictor(args.model).predict(texts)
     # Everything is computed before anything is printed: an error prints no partial result.
     lines = [f"{p:.4f}\t{'pos' if p >= args.threshold else 'neg'}\t{_shown(t)}"
              for t, p in zip(texts, probabilities, strict=True)]

@@ -233,6 +233,10 @@ class MlflowParams(_Section):
 
     tracking_uri: str
     experiment: str
+    # The register stage: the best network by validation accuracy becomes a version of this
+    # registered model, and the alias moves to it.
+    registered_model: str = "imdb-sentiment"
+    champion_alias: str = "champion"
 
 
 class RangeDimension(_Section):

@@ -13,6 +13,7 @@ from imdb_rnn.evaluation import (EvaluationPaths, classification_metrics, plots,
                                  write_evaluation)
 from imdb_rnn.io import read_json
 from imdb_rnn.modeling import RUN_FILE, Predictor
+from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
 
 # Reviews predicted once before timing, so graph tracing does not count against throughput.
@@ -43,7 +44,8 @@ def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
     through a DVC remote, say), they go to a new run of their own that names it.
     """
     mlflow_experiment = tracking.connect(params.mlflow, experiment)
-    training_run = read_json(model_dir / RUN_FILE, "training run file")["run_id"]
+    run_file = read_json(model_dir / RUN_FILE, "training run file")
+    training_run = run_file["run_id"]
     predictor = Predictor(model_dir)
     metrics, probabilities, test = test_metrics(predictor, data_dir, params)
     result = {"model": name, **metrics}
@@ -51,7 +53,10 @@ def evaluate(params: Params, name: str, model_dir: Path, data_dir: Path,
     with (tracking.updating(run) if run is not None else
           mlflow_experiment.run(name, tags={"model": name, "run_kind": "evaluation",
                                             "training_run_id": training_run})) as target:
-        target.log_metrics(tracked_metrics(result))
+        test_data = models.log_splits(target, data_dir, ["test"])["test"]
+        # On the training run, the test metrics are its logged model's too.
+        target.log_metrics(tracked_metrics(result), dataset=test_data,
+                           model_id=run_file.get("model_id") if run is not None else None)
         figure = plots.confusion_matrix(result["confusion"], f"{name}: test confusion")
         target.log_figure(figure, "confusion_matrix.png")
         plots.close(figure)

@@ -8,6 +8,7 @@ from imdb_rnn.config import Params
 from imdb_rnn.evaluation import EvaluationPaths, tracked_metrics, write_evaluation
 from imdb_rnn.evaluation.reference import REFERENCE_MODELS, score_references
 from imdb_rnn.layout import PREDICTIONS, ROC, TEST_METRICS
+from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
 
 
@@ -29,7 +30,13 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
         with experiment.run(name, tags=tracking.run_tags(name, name, "reference",
                                                          table_path)) as run:
             run.log_params({"model": name, "family": name, **model.params})
-            run.log_metrics(tracked_metrics(model.result))
+            # Both splits are rows of the prepared table: the table is the dataset.
+            test_data = models.file_dataset(table_path, "imdb-reviews")
+            models.log_datasets(run, [(test_data, "training and testing")])
+            model_id = (None if model.estimator is None else models.log_sklearn_text_model(
+                experiment, run, model.estimator, tags={"model": name, "family": name}))
+            run.log_metrics(tracked_metrics(model.result), dataset=test_data,
+                            model_id=model_id)
     paths = reference_paths(out_dir, predictions_dir)
     for name, model in scored.items():
         write_evaluation(model.result, reviews, labels, model.probabilities,

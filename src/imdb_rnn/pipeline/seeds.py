@@ -18,6 +18,7 @@ from imdb_rnn.evaluation import classification_metrics, tracked_metrics
 from imdb_rnn.io import read_json, write_json
 from imdb_rnn.modeling import TrainResult, predict_probabilities, recipe_for
 from imdb_rnn.pipeline.train import fit_section
+from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
 
 
@@ -39,9 +40,10 @@ def _replicate_one(params: Params, name: str, data_dir: Path, seed: int) -> dict
     tags = tracking.run_tags(name, section.family, f"seeds@{name}", data_dir)
     with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
         run.log_params(tracking.run_params(params, name) | {"seed": seed})
+        splits = models.log_splits(run, data_dir, ["train", "val", "test"])
         result, metrics = fit_and_test(params, section, data_dir, test, seed=seed)
         run.log_history(result.history)
-        run.log_metrics(tracked_metrics(metrics))
+        run.log_metrics(tracked_metrics(metrics), dataset=splits["test"])
     return {"seed": seed, "val_accuracy": result.best["val_accuracy"],
             "test_accuracy": metrics["accuracy"], "epochs": len(result.history),
             "source": "replicate"}

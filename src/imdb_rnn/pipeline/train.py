@@ -16,6 +16,7 @@ from imdb_rnn.evaluation import plots
 from imdb_rnn.io import atomic_path, atomic_paths, write_json
 from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY_FILE, Stopping,
                                TrainResult, fit, recipe_for)
+from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
 
 
@@ -75,6 +76,7 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
             atomic_path(paths.model_dir, directory=True) as model_tmp, \
             atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):
         run.log_params(resolved)
+        models.log_splits(run, paths.data_dir, ["train", "val"])
         result, coverage = fit_section(params, section, paths.data_dir, seed=params.train.seed)
         summary = training_summary(name, section, result, coverage)
         text_summary = io.StringIO()
@@ -88,7 +90,6 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
             **shape.to_json(), "family": section.family, "params": resolved,
         })
         (model_tmp / SUMMARY_FILE).write_text(text_summary.getvalue(), encoding="utf-8")
-        write_json(model_tmp / RUN_FILE, {"run_id": run.id, "tracking_uri": mlflow_experiment.uri})
         run.log_history(result.history)
         run.log_metrics({k: v for k, v in summary.items()
                          if isinstance(v, (int, float)) and k != "epochs"}
@@ -97,8 +98,11 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
         figure = plots.learning_curves(result.history, f"{name} ({section.family})")
         run.log_figure(figure, "learning_curves.png")
         plots.close(figure)
-        for file in (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE):
-            run.log_artifact(model_tmp / file, artifact_path="model")
+        # After the metrics: the logged model takes the run's step-0 metrics with it.
+        model_id = models.log_network(mlflow_experiment, run, model_tmp,
+                                      tags={"model": name, "family": section.family})
+        write_json(model_tmp / RUN_FILE, {"run_id": run.id, "model_id": model_id,
+                                          "tracking_uri": mlflow_experiment.uri})
         pd.DataFrame(result.history).to_csv(history_tmp, index=False, float_format="%.5f")
         write_json(metrics_tmp, summary)
     return summary

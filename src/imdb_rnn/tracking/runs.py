@@ -67,10 +67,15 @@ class Run:
         for start in range(0, len(items), 100):  # MLflow's batch limit for params
             self.client.log_batch(self.id, params=items[start:start + 100])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0, *,
+                    model_id: str | None = None, dataset: Any = None) -> None:
+        """Metrics at ``step``; with ``model_id`` they are the logged model's too, with
+        ``dataset`` (an MLflow dataset) they say which data they were measured on."""
         now = int(time.time() * 1000)
-        self.client.log_batch(self.id, metrics=[Metric(k, float(v), now, step)
-                                                for k, v in metrics.items()])
+        name, digest = (None, None) if dataset is None else (dataset.name, dataset.digest)
+        self.client.log_batch(self.id, metrics=[
+            Metric(k, float(v), now, step, model_id=model_id, dataset_name=name,
+                   dataset_digest=digest) for k, v in metrics.items()])
 
     def log_history(self, history: list[dict[str, float]]) -> None:
         """Per-epoch metrics, step = epoch number, same names for every family."""
