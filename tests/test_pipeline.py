@@ -234,7 +234,8 @@ def test_misspelt_param_stops_with_one_line(project, tmp_path):
 
 
 def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path):
-    from mlflow_ui import browser, compare_url, experiment_url, render, serve
+    from mlflow_ui import (browser, compare_url, experiment_url, registered_model_url, render,
+                           serve)
 
     if browser() is None:
         pytest.skip("no Chromium here (Debian: apt-get install chromium; .ci/run installs it)")
@@ -242,9 +243,17 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     experiment = client.get_experiment_by_name("imdb-baselines")
     runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
     with serve(f"sqlite:///{project}/mlflow.db") as base:
-        listing = render(experiment_url(base, experiment.experiment_id))
+        listing = render(experiment_url(base, experiment.experiment_id), size="2400,1200")
+        champion_page = render(registered_model_url(base, "imdb-sentiment"))
         assert "imdb-baselines" in listing
         assert all(name in listing for name in ("lstm", "cnn", "tfidf_logreg"))
+        # the shared accuracy view: model-training side, columns shown, best test first
+        assert "Model training" in listing and "Sort: test_accuracy" in listing
+        header = listing[listing.index("Run Name"):listing.index("Hide run")]
+        assert "test_accuracy" in header and "best_val_accuracy" in header
+        by_test = sorted(runs, key=lambda n: -runs[n].data.metrics.get("test_accuracy", 0))
+        first_two = [listing.index(f" {name} ") for name in by_test[:2]]
+        assert first_two == sorted(first_two)
         shot = tmp_path / "compare.png"
         compare = render(compare_url(base, experiment.experiment_id,
                                      [runs["lstm"].info.run_id, runs["cnn"].info.run_id]),
@@ -257,6 +266,10 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     accuracy = runs["lstm"].data.metrics["test_accuracy"]
     assert f"{accuracy:.3f}".rstrip("0") in compare  # the value itself is on the page
     assert shot.stat().st_size > 20_000
+    registry = json.loads((project / "reports/registry.json").read_text())
+    assert "imdb-sentiment" in champion_page and "champion" in champion_page
+    assert f"Version {registry['version']}" in champion_page
+    assert "chosen_by : best validation accuracy" in champion_page
 
 
 def test_the_champion_is_registered_by_validation_accuracy_and_served(project):

@@ -1,9 +1,11 @@
 """The MLflow UI, checked in a real browser: start the server on a store, render pages headless.
 
-    python tools/mlflow_ui.py --screenshot reports/mlflow_compare.png
+    python tools/mlflow_ui.py      # reports/mlflow_runs.png, mlflow_compare.png, mlflow_champion.png
 
-starts ``mlflow server`` on the project's store, opens the compare view of the baseline runs in
-headless Chromium (Debian's ``chromium``), saves a screenshot and prints what the page shows.
+starts ``mlflow server`` on the project's store and opens, in headless Chromium (Debian's
+``chromium``), the baselines' runs table (accuracy columns shown, best test accuracy first), the
+compare view of the latest runs and the registered model's page with its champion; saves a
+screenshot of each and prints what each page shows.
 """
 
 from __future__ import annotations
@@ -74,8 +76,16 @@ def serve(store_uri: str, *, timeout: float = 90.0) -> Iterator[str]:
 
 
 def experiment_url(base: str, experiment_id: str) -> str:
-    """The experiment's runs table (its bare URL opens MLflow 3's GenAI overview)."""
-    return f"{base}/#/experiments/{experiment_id}/runs"
+    """The experiment's runs table with the accuracy columns shown, best test accuracy first
+    (the shared view every stage tags its experiment with)."""
+    from imdb_rnn.tracking.runs import runs_table_link
+
+    return f"{base}/{runs_table_link(experiment_id)}"
+
+
+def registered_model_url(base: str, name: str) -> str:
+    """A registered model's page: its versions and their aliases."""
+    return f"{base}/#/models/{quote(name)}"
 
 
 def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
@@ -113,7 +123,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--experiment", default=None, help="default: mlflow.experiment")
     parser.add_argument("--runs", type=int, default=4, help="how many runs to compare")
-    parser.add_argument("--screenshot", type=Path, default=Path("reports/mlflow_compare.png"))
+    parser.add_argument("--screenshot", type=Path, default=Path("reports/mlflow_compare.png"),
+                        help="the compare view")
+    parser.add_argument("--runs-screenshot", type=Path, default=Path("reports/mlflow_runs.png"),
+                        help="the runs table (accuracy columns, sorted)")
+    parser.add_argument("--model-screenshot", type=Path,
+                        default=Path("reports/mlflow_champion.png"),
+                        help="the registered model's page (its champion)")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     experiment = tracking.connect(params.mlflow, args.experiment)
@@ -121,11 +137,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     run_ids = experiment.finished_run_ids()[: args.runs]
     if len(run_ids) < 2:
         raise PipelineError(f"experiment {experiment_id} has fewer than two finished runs")
+    pages = {"runs table": (lambda base: experiment_url(base, experiment_id),
+                            args.runs_screenshot),
+             "compare view": (lambda base: compare_url(base, experiment_id, run_ids),
+                              args.screenshot),
+             "registered model": (lambda base: registered_model_url(
+                 base, params.mlflow.registered_model), args.model_screenshot)}
     with serve(store) as base:
-        start = time.perf_counter()
-        text = render(compare_url(base, experiment_id, run_ids), screenshot=args.screenshot)
-    print(f"compare view of {len(run_ids)} runs rendered in {time.perf_counter() - start:.0f} s "
-          f"-> {args.screenshot}\n{text[:600]}")
+        for page, (url, shot) in pages.items():
+            start = time.perf_counter()
+            text = render(url(base), screenshot=shot)
+            print(f"{page} ({url('')}) rendered in {time.perf_counter() - start:.0f} s -> "
+                  f"{shot}\n  {text[:300]}")
 
 
 if __name__ == "__main__":

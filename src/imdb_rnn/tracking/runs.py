@@ -18,6 +18,7 @@ connects to the experiment ends FAILED every RUNNING run whose owner on this hos
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,15 @@ from imdb_rnn.process import Owner
 
 # Without this tag MLflow 3 opens an experiment in its GenAI view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# A shared view of the runs table (what the UI's "Share" button stores as an experiment tag):
+# the accuracy columns shown, best test accuracy first. Opened by runs_table_link().
+RUNS_VIEW_KEY = "accuracy"
+RUNS_VIEW = {
+    "orderByKey": "metrics.`test_accuracy`", "orderByAsc": False,
+    "selectedColumns": ["metrics.`test_accuracy`", "metrics.`best_val_accuracy`",
+                        "metrics.`test_roc_auc`", "params.`family`", "attributes.`Models`",
+                        "attributes.`Dataset`"],
+}
 
 
 def tracking_uri(params: MlflowParams) -> str:
@@ -255,10 +265,22 @@ def _store_lock(uri: str) -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+def experiment_tags() -> dict[str, str]:
+    """Tags of every experiment: the model-training view, the runs table's accuracy view."""
+    return {**EXPERIMENT_KIND,
+            f"mlflow.sharedViewState.{RUNS_VIEW_KEY}": json.dumps(RUNS_VIEW, sort_keys=True)}
+
+
+def runs_table_link(experiment_id: str) -> str:
+    """The experiment's runs table with the accuracy columns, sorted (relative to the UI)."""
+    return (f"#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
+            "&workflowType=machine_learning")  # the model-training side of MLflow 3
+
+
 def _ensure_experiment(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
     experiment_id = found.experiment_id if found else client.create_experiment(name)
-    for key, value in EXPERIMENT_KIND.items():
+    for key, value in experiment_tags().items():
         if found is None or found.tags.get(key) != value:
             client.set_experiment_tag(experiment_id, key, value)
     return experiment_id
