@@ -27,6 +27,12 @@ from imdb_rnn.modeling.registry import load_model
 def predict_probabilities(model: keras.Model, sequences: Sequences, shape: InputShape,
                           batch_size: int) -> np.ndarray:
     """Positive-class probability for every review, in the order of ``sequences``."""
+    if 0 < len(sequences) <= batch_size:
+        # One batch (a served request, a few reviews on the command line): straight through
+        # the model, without a tf.data pipeline and predict()'s loop (most of the latency).
+        prepared = shape.prepare(sequences)
+        batch = shape.batch(prepared, np.arange(len(prepared)))
+        return np.asarray(model.predict_on_batch(batch), dtype=np.float32).reshape(-1)
     dataset, order = make_dataset(sequences, shape, batch_size, with_labels=False)
     out = np.empty(len(sequences), dtype=np.float32)
     if len(sequences):
