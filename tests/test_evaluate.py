@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -128,6 +129,11 @@ def test_the_network_is_an_mlflow_model_of_raw_text_with_its_data_and_test_metri
     assert {t.value for t in by_name["imdb-val"].tags} == {"validation"}
     texts = ["great loved great", "awful dull awful", "loved it"]
     mlflow.set_tracking_uri(params.mlflow.tracking_uri)
+    # the model folder travels under a plain name (a stage's hidden temporary would be swept)
+    local = Path(mlflow.artifacts.download_artifacts(f"models:/{run_file['model_id']}",
+                                                     dst_path=str(tmp_path / "download")))
+    assert sorted(p.name for p in (local / "artifacts" / "model_dir").iterdir()) == [
+        "model.keras", "preprocessing.json", "vocab.txt"]
     served = mlflow.pyfunc.load_model(f"models:/{run_file['model_id']}")
     assert served.metadata.get_input_schema().input_names() == ["review"]
     out = served.predict(pd.DataFrame({"review": texts}))

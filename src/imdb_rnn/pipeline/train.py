@@ -100,6 +100,7 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
         plots.close(figure)
         # After the metrics: the logged model takes the run's step-0 metrics with it.
         model_id = models.log_network(mlflow_experiment, run, model_tmp,
+                                      (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE),
                                       tags={"model": name, "family": section.family})
         write_json(model_tmp / RUN_FILE, {"run_id": run.id, "model_id": model_id,
                                           "tracking_uri": mlflow_experiment.uri})

@@ -18,6 +18,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import shutil
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from importlib import metadata
@@ -111,16 +113,23 @@ def _tracking(experiment: Experiment) -> Iterator[None]:
                 os.environ[key] = value
 
 
-def log_network(experiment: Experiment, run: Run, model_dir: Path,
+def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequence[str],
                 tags: Mapping[str, str] | None = None) -> str:
-    """Log the model folder ``model_dir`` as the run's MLflow Model; returns its model id.
+    """Log the model folder ``model_dir`` (its ``files``: what the served model loads) as the
+    run's MLflow Model; returns its model id.
 
     The run's params and its step-0 metrics are attached to the logged model; the input example
     is predicted once while logging (the model is checked to serve).
     """
-    with _tracking(experiment):
+    with _tracking(experiment), tempfile.TemporaryDirectory() as staging:
+        # A copy under a plain name: the folder may be a hidden temporary (.NAME.tmp-...),
+        # which the logged model's artifacts would not keep.
+        folder = Path(staging) / "model_dir"
+        folder.mkdir()
+        for file in files:
+            shutil.copyfile(Path(model_dir) / file, folder / file)
         info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
-                         python_model=ReviewSentiment(), artifacts={"model_dir": str(model_dir)},
+                         python_model=ReviewSentiment(), artifacts={"model_dir": str(folder)},
                          code_paths=[str(Path(imdb_rnn.__file__).parent)],
                          signature=SIGNATURE, input_example=INPUT_EXAMPLE,
                          pip_requirements=requirements(), tags=dict(tags or {}),
