@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import shutil
 import tempfile
 import warnings
@@ -37,7 +36,7 @@ from mlflow.types import ColSpec, Schema
 
 import imdb_rnn
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.tracking.runs import Experiment, Run, _one_line
+from imdb_rnn.tracking.runs import Experiment, Run, _one_line, environment
 
 INPUT_COLUMN = "review"
 OUTPUT_COLUMN = "positive_probability"
@@ -45,6 +44,8 @@ SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]),
                            outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
 INPUT_EXAMPLE = pd.DataFrame({INPUT_COLUMN: ["A wonderful, moving film.",
                                              "Two hours I will never get back."]})
+# The package every logged model carries (code_paths), so it loads without a checkout.
+PACKAGE_DIR = str(Path(imdb_rnn.__file__).parent)
 # The name of every logged model inside its run: runs:/RUN_ID/model
 MODEL_NAME = "model"
 # What serving a network needs besides MLflow (pinned to the versions that trained it).
@@ -99,18 +100,12 @@ def requirements() -> list[str]:
 def _tracking(experiment: Experiment) -> Iterator[None]:
     """MLflow's model logging reads the global tracking URI and active experiment (the logged
     model belongs to that experiment): point them at ``experiment`` meanwhile."""
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    mlflow.set_tracking_uri(experiment.uri)  # also writes MLFLOW_TRACKING_URI
-    os.environ["MLFLOW_EXPERIMENT_ID"] = experiment.id
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(None)  # no global: the environment (or MLflow's default) again
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(MLFLOW_TRACKING_URI=experiment.uri, MLFLOW_EXPERIMENT_ID=experiment.id):
+        mlflow.set_tracking_uri(experiment.uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(None)  # no global: the environment (restored) again
 
 
 def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequence[str],
@@ -130,7 +125,7 @@ def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequen
             shutil.copyfile(Path(model_dir) / file, folder / file)
         info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
                          python_model=ReviewSentiment(), artifacts={"model_dir": str(folder)},
-                         code_paths=[str(Path(imdb_rnn.__file__).parent)],
+                         code_paths=[PACKAGE_DIR],
                          signature=SIGNATURE, input_example=INPUT_EXAMPLE,
                          pip_requirements=requirements(), tags=dict(tags or {}),
                          model_type="keras-text-classifier")
@@ -146,7 +141,7 @@ def log_sklearn_text_model(experiment: Experiment, run: Run, pipeline: Any,
         info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.sklearn, run_id=run.id,
                          sk_model=pipeline, pyfunc_predict_fn="predict_proba",
                          serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-                         code_paths=[str(Path(imdb_rnn.__file__).parent)],
+                         code_paths=[PACKAGE_DIR],
                          input_example=INPUT_EXAMPLE,
                          pip_requirements=[r for r in requirements() if "tensorflow" not in r
                                            and not r.startswith("keras")]
@@ -242,18 +237,12 @@ def load_text_model(uri: str, tracking_uri: str) -> Any:
             tracking_uri.removeprefix("sqlite:///")).is_file():  # opening it would create it
         raise PipelineError(f"{uri}: no MLflow store at {tracking_uri} (run from the project "
                             "folder, or set MLFLOW_TRACKING_URI)")
-    saved = os.environ.get("MLFLOW_TRACKING_URI")
-    os.environ["MLFLOW_TRACKING_URI"] = tracking_uri  # where models:/ and runs:/ resolve
     try:
-        model = mlflow.pyfunc.load_model(uri)
+        with environment(MLFLOW_TRACKING_URI=tracking_uri):  # where models:/ and runs:/ resolve
+            model = mlflow.pyfunc.load_model(uri)
     except Exception as error:  # MlflowException, OSError, a broken model file, ...
         raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
                             f"({type(error).__name__}: {_one_line(error, 150)})") from None
-    finally:
-        if saved is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = saved
 
     def predict(texts: Sequence[str]) -> np.ndarray:
         out = model.predict(pd.DataFrame({INPUT_COLUMN: list(texts)}))

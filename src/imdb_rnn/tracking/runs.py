@@ -178,30 +178,37 @@ def updating(run: Run) -> Iterator[Run]:
         raise
 
 
-def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
-    """The experiment ``experiment`` (default ``params.experiment``) of the store, created and
-    tagged as model training if needed; the store must answer now, not after an hour of training.
-    """
-    uri = tracking_uri(params)
-    # Fail fast: one try with a short timeout instead of MLflow's minutes of retries.
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_HTTP_REQUEST_MAX_RETRIES",
-                                            "MLFLOW_HTTP_REQUEST_TIMEOUT")}
-    os.environ.update(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10")
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the block, then restored as they were (or removed)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
     try:
-        # Inside the lock: the client opens the store, which creates or migrates a new SQLite
-        # database; two workers starting together would otherwise both alter its tables.
-        with _store_lock(uri):
-            client = MlflowClient(tracking_uri=uri)
-            experiment_id = _ensure_experiment(client, experiment or params.experiment)
-    except Exception as error:  # connection refused, bad URI, locked or corrupt database
-        raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
-                            f"{type(error).__name__}: {_one_line(error, 300)}") from None
+        yield
     finally:
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
+    """The experiment ``experiment`` (default ``params.experiment``) of the store, created and
+    tagged as model training if needed; the store must answer now, not after an hour of training.
+    """
+    uri = tracking_uri(params)
+    # Fail fast: one try with a short timeout instead of MLflow's minutes of retries.
+    try:
+        # Inside the lock: the client opens the store, which creates or migrates a new SQLite
+        # database; two workers starting together would otherwise both alter its tables.
+        with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10"), \
+                _store_lock(uri):
+            client = MlflowClient(tracking_uri=uri)
+            experiment_id = _ensure_experiment(client, experiment or params.experiment)
+    except Exception as error:  # connection refused, bad URI, locked or corrupt database
+        raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
+                            f"{type(error).__name__}: {_one_line(error, 300)}") from None
     experiment = Experiment(client, experiment_id, uri)
     recover_dead_runs(experiment)
     return experiment
