@@ -67,3 +67,32 @@ def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
         pytest.skip(f"offline IMDB copy not found at {SHARED_ARCHIVE}")
     out = tmp_path_factory.mktemp("imdb") / "aclImdb_slice.tar.gz"
     return slice_archive(SHARED_ARCHIVE, out, per_dir=150)
+
+
+# --- real servers on localhost (tests/test_servers.py; tools/servers.py) -------------------
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server (Debian's postgresql; .ci/run installs it), skipped without."""
+    from servers import Postgres, postgres_bin
+
+    if postgres_bin() is None:
+        pytest.skip("PostgreSQL server not installed (Debian: apt-get install postgresql)")
+    server = Postgres.scratch()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def tracking_server(postgres, tmp_path_factory):
+    from servers import TrackingServer
+
+    root = tmp_path_factory.mktemp("tracking-server")
+    server = TrackingServer(postgres.url("mlflow"), root / "artifacts", root / "server.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

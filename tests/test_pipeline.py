@@ -18,7 +18,9 @@ from conftest import ROOT, make_archive
 
 from imdb_rnn.data.fetch import sha256_of
 
-pytestmark = pytest.mark.slow
+# The module fixture runs the whole DAG: beside other test files (pytest-xdist) on 2 cores it
+# can take longer than the suite's 900 s per test.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 RNN = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last"}
 TINY_MODELS = {
@@ -199,6 +201,28 @@ def test_dvc_understands_metrics_and_plots(project):
 def test_second_repro_does_nothing(project):
     out = run(["dvc", "repro"], project).stdout
     assert "Running stage" not in out
+
+
+def test_a_dvc_remote_carries_the_run_to_a_second_clone_with_nothing_left_to_do(project,
+                                                                             tmp_path):
+    """README, Scaling out: `dvc push` here, `git clone` + `dvc pull` there, and the clone is
+    up to date (a local folder as the remote; S3, SSH, ... work the same through DVC's extras)."""
+    remote = tmp_path / "dvc-remote"
+    run(["dvc", "remote", "add", "--force", "--default", "shared", str(remote)], project)
+    pushed = run(["dvc", "push"], project)
+    assert any(remote.rglob("*")), pushed.stdout
+    shutil.copy(ROOT / ".gitignore", project / ".gitignore")  # mlflow.db, studies/ stay out
+    run(["git", "add", "-A"], project)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-qm", "run"],
+        project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    assert not (clone / "data").exists() and not (clone / "models").exists()
+    run(["dvc", "pull"], clone)
+    assert json.loads(run(["dvc", "status", "--json"], clone).stdout) == {}
+    out = run(["dvc", "repro"], clone).stdout
+    assert "Running stage" not in out and "up to date" in out, out
+    assert (clone / "models/lstm/model.keras").is_file()
 
 
 def test_vectorize_param_change_leaves_fetch_and_preprocess_alone(project):

@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,19 +75,20 @@ def prepare_workdir(root: Path, workdir: Path, profile: str = "smoke") -> None:
                                          encoding="utf-8")
 
 
-def tool_env() -> dict[str, str]:
+def tool_env(servers: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment for dvc/git in a scratch project: this interpreter's tools first on PATH,
-    and no shared MLflow store or Optuna storage (the scratch run keeps its own)."""
+    and no shared MLflow store or Optuna storage (the scratch run keeps its own), unless
+    ``servers`` names them (MLFLOW_TRACKING_URI, IMDB_TUNE_STORAGE)."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for name in ("MLFLOW_TRACKING_URI", "IMDB_TUNE_STORAGE"):
         env.pop(name, None)
-    return env
+    return env | dict(servers or {})
 
 
-def _run(args: list[str], cwd: Path, log) -> None:
+def _run(args: list[str], cwd: Path, log, servers: Mapping[str, str] | None = None) -> None:
     """Run ``args`` in ``cwd``, streaming its output to ``log``."""
     lines: deque[str] = deque(maxlen=20)
-    with subprocess.Popen(args, cwd=cwd, env=tool_env(), stdout=subprocess.PIPE,
+    with subprocess.Popen(args, cwd=cwd, env=tool_env(servers), stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True) as process:
         for line in process.stdout:
             lines.append(line)
@@ -158,11 +160,14 @@ def scratch_project(root: Path, workdir: Path, log, profile: str = "smoke") -> N
     _run(["dvc", "init", "-q"], workdir, log)
 
 
-def run_smoke(root: Path, workdir: Path, log, profile: str = "smoke") -> SmokeResult:
-    """Run the whole DAG with ``profile`` in ``workdir`` (a copy of ``root``) and check it."""
+def run_smoke(root: Path, workdir: Path, log, profile: str = "smoke",
+              servers: Mapping[str, str] | None = None) -> SmokeResult:
+    """Run the whole DAG with ``profile`` in ``workdir`` (a copy of ``root``) and check it;
+    ``servers``: environment naming a tracking server and a study storage to use instead of
+    the scratch project's own files."""
     start = time.perf_counter()
     scratch_project(root, workdir, log, profile)
-    _run(["dvc", "repro"], workdir, log)
+    _run(["dvc", "repro"], workdir, log, servers)
     seconds = time.perf_counter() - start
     result = check_outputs(workdir, log)
     result.seconds = seconds
@@ -179,11 +184,17 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it")
     parser.add_argument("--reports", type=Path, help="copy the run's reports/ folder here")
     parser.add_argument("--log", type=Path, help="write the dvc output here (default: stdout)")
+    parser.add_argument("--tracking-uri", help="log to this MLflow tracking server "
+                        "(default: the scratch project's own mlflow.db)")
+    parser.add_argument("--storage", help="keep the studies here, an Optuna storage URL such "
+                        "as postgresql://... (default: the scratch project's journal file)")
     args = parser.parse_args()
+    servers = {name: value for name, value in (("MLFLOW_TRACKING_URI", args.tracking_uri),
+                                               ("IMDB_TUNE_STORAGE", args.storage)) if value}
     log = open(args.log, "w", encoding="utf-8") if args.log else sys.stdout
     with tempfile.TemporaryDirectory(prefix="imdb-smoke-") as scratch:
         workdir = args.keep.resolve() if args.keep else Path(scratch) / "project"
-        result = run_smoke(ROOT, workdir, log, args.profile)
+        result = run_smoke(ROOT, workdir, log, args.profile, servers)
         if args.reports:
             shutil.copytree(workdir / "reports", args.reports, dirs_exist_ok=True)
     accuracies = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.test_accuracy.items()))

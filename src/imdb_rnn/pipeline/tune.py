@@ -245,11 +245,14 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
                                              the_plan.threads)
                        for _ in range(the_plan.workers - 1)]
         objective = Objective(params, name, data_dir, experiment, parent)
-        while True:
+        def recover() -> None:
             _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+
+        while True:
             remaining = (None if tune.timeout is None
                          else max(tune.timeout - (time.perf_counter() - start), 0.0))
-            loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining)
+            loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining,
+                                     before_trial=recover)
             running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if worker or loop.stopped_by == "timeout" or not running:
                 break

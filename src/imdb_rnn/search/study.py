@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import optuna
 from optuna.samplers._lazy_random_state import LazyRandomState
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
@@ -35,9 +36,28 @@ from imdb_rnn.config.params import (ChoiceDimension, ModelSection, RangeDimensio
 
 STORAGE_ENV = "IMDB_TUNE_STORAGE"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
-# Heartbeat of RDB storages: a trial whose worker is silent this long is failed and retried.
-HEARTBEAT_SECONDS = 30
+# Heartbeat of RDB storages: every worker records one for its running trial every
+# heartbeat_seconds(); a trial silent for grace_seconds() (its worker killed, its machine gone)
+# is failed and retried by the next worker that starts a trial. IMDB_TUNE_GRACE_SECONDS
+# changes the grace period (an operational setting, like the storage: no output depends on it).
+GRACE_ENV = "IMDB_TUNE_GRACE_SECONDS"
 GRACE_SECONDS = 120
+
+
+def grace_seconds() -> int:
+    text = os.environ.get(GRACE_ENV, str(GRACE_SECONDS))
+    try:
+        grace = int(text)
+    except ValueError:
+        grace = 0
+    if grace < 4:
+        raise PipelineError(f"{GRACE_ENV}={text!r}: expected a whole number of seconds, at least 4")
+    return grace
+
+
+def heartbeat_seconds() -> int:
+    """A quarter of the grace period, at most 30 s: a live worker misses three beats first."""
+    return max(1, min(30, grace_seconds() // 4))
 
 
 def storage_url(tune: TuneParams) -> str:
@@ -61,7 +81,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=HEARTBEAT_SECONDS, grace_period=GRACE_SECONDS,
+                url, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
                 heartbeat_stale_trial_callback=retry)
     except PipelineError:
         raise
@@ -232,13 +252,17 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
     """Fail RUNNING trials whose worker on this host is gone; queue their params again.
 
     Returns the numbers of the trials failed. Heartbeat storages also fail stale trials of
-    workers on other machines (Optuna's own mechanism).
+    workers on other machines (Optuna's own mechanism: its retry callback queues them again).
     """
-    if isinstance(study._storage, optuna.storages.RDBStorage):  # noqa: SLF001  heartbeat on
+    failed = []
+    if is_heartbeat_enabled(study._storage):  # noqa: SLF001
+        before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-    failed = []
+        # Failed here, not told FAIL by their worker meanwhile (that sets a fail_reason).
+        failed = [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                  if t.number in before and "fail_reason" not in t.user_attrs]
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         worker = trial.user_attrs.get("worker")
         if worker is None or _worker_alive(worker) is not False:
@@ -288,11 +312,15 @@ class LoopResult:
 
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *,
-               n_trials: int, timeout: float | None) -> LoopResult:
+               n_trials: int, timeout: float | None,
+               before_trial: Callable[[], object] | None = None) -> LoopResult:
     """Ask/tell loop of one worker until ``n_trials`` finished trials exist or time runs out.
 
     The objective raises ``optuna.TrialPruned`` for a pruned trial; any other exception fails
-    the trial (recorded with its message) and ends the loop with that error.
+    the trial (recorded with its message) and ends the loop with that error. ``before_trial``
+    runs before each claim (the stage's recovery of dead workers' trials, as Optuna's own
+    ``optimize`` fails stale trials before each trial); on heartbeat storages the running trial
+    records a heartbeat all along.
     """
     start = time.perf_counter()
     ran = 0
@@ -300,9 +328,13 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     while True:
         if timeout is not None and time.perf_counter() - start >= timeout:
             return LoopResult(ran, "timeout", time.perf_counter() - start)
+        if before_trial is not None:
+            before_trial()
         if not _claimable(study, n_trials):
             return LoopResult(ran, "n_trials", time.perf_counter() - start)
-        trial = study.ask()
+        with warnings.catch_warnings():  # ask() warns that heartbeats are optimize()'s: the
+            warnings.filterwarnings("ignore", "Heartbeat of storage")  # loop below beats
+            trial = study.ask()
         trial.set_user_attr("worker", me)
         if _surplus(study, trial, n_trials):
             trial.set_user_attr("fail_reason", "surplus: the study's last trials were claimed "
@@ -311,7 +343,10 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             continue
         started = time.perf_counter()
         try:
-            value = objective(trial)
+            # Optuna's optimize() beats this way; ask/tell has no public form of it. Without
+            # it a dead worker's trial has no heartbeat and is never found stale.
+            with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+                value = objective(trial)
         except optuna.TrialPruned:
             study.tell(trial, state=TrialState.PRUNED)
             outcome = "pruned"

@@ -36,7 +36,8 @@ from mlflow.types import ColSpec, Schema
 
 import imdb_rnn
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.tracking.runs import Experiment, Run, _one_line, environment
+from imdb_rnn.tracking.runs import (STORE_ERRORS, Experiment, Run, _one_line, environment,
+                                    store_failure)
 
 INPUT_COLUMN = "review"
 OUTPUT_COLUMN = "positive_probability"
@@ -104,6 +105,8 @@ def _tracking(experiment: Experiment) -> Iterator[None]:
         mlflow.set_tracking_uri(experiment.uri)
         try:
             yield
+        except STORE_ERRORS as error:
+            raise store_failure(experiment.uri, error) from None
         finally:
             mlflow.set_tracking_uri(None)  # no global: the environment (restored) again
 

@@ -18,6 +18,7 @@ connects to the experiment ends FAILED every RUNNING run whose owner on this hos
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import subprocess
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
 import yaml
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -64,6 +66,36 @@ def _one_line(error: BaseException, limit: int = 200) -> str:
     return " ".join(str(error).split())[:limit]
 
 
+# What the client raises when the store fails mid-stage (a tracking server stopped, a network
+# gone): MLflow wraps most of it, artifact uploads may raise requests' own errors.
+STORE_ERRORS = (mlflow.exceptions.MlflowException, requests.exceptions.RequestException)
+
+
+def store_failure(uri: str, error: BaseException) -> PipelineError:
+    """The one-line error of a store that failed after the stage had connected to it."""
+    return PipelineError(f"MLflow tracking store {uri} failed: {type(error).__name__}: "
+                         f"{_one_line(error, 160)}")
+
+
+def _store_calls(cls: type) -> type:
+    """Every public method of ``cls`` turns a failing store into a one-line PipelineError."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except STORE_ERRORS as error:
+                raise store_failure(self.client._tracking_client.tracking_uri,  # noqa: SLF001
+                                    error) from None
+        return call
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_"):
+            setattr(cls, name, wrap(value))
+    return cls
+
+
+@_store_calls
 @dataclass(frozen=True)
 class Run:
     """One MLflow run, written by id through the client (never MLflow's active-run stack)."""
@@ -134,7 +166,10 @@ class Experiment:
         try:
             yield run
         except BaseException:
-            run.end("FAILED")
+            try:
+                run.end("FAILED")
+            except PipelineError:  # the store is gone: the next run's recovery ends it FAILED
+                pass
             raise
         run.end("FINISHED")
 
@@ -146,13 +181,18 @@ class Experiment:
         """RUNNING, FINISHED, FAILED or KILLED; None when the store lacks the run."""
         try:
             return self.client.get_run(run_id).info.status
-        except mlflow.exceptions.MlflowException:
-            return None
+        except mlflow.exceptions.MlflowException as error:
+            if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                return None
+            raise store_failure(self.uri, error) from None
 
     def runs(self, filter_string: str, *, max_results: int = 1000,
              order_by: list[str] | None = None) -> list[Any]:
-        return self.client.search_runs([self.id], filter_string=filter_string,
-                                       order_by=order_by, max_results=max_results)
+        try:
+            return self.client.search_runs([self.id], filter_string=filter_string,
+                                           order_by=order_by, max_results=max_results)
+        except STORE_ERRORS as error:
+            raise store_failure(self.uri, error) from None
 
     def link(self, run_id: str) -> str:
         """A link to a run that works inside the MLflow UI (relative to the UI's address)."""

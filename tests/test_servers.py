@@ -1,0 +1,246 @@
+"""Beyond one machine, on real servers started here on localhost: an Optuna study on PostgreSQL
+with several worker processes, Optuna's heartbeat catching a dead worker, and an MLflow
+tracking server (PostgreSQL backend store, proxied artifacts) that the pipeline logs to over
+HTTP. Skipped where Debian's postgresql is not installed (.ci/run installs it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from conftest import ROOT
+from test_tuning import make_project, outputs
+
+from imdb_rnn.search import study as tuning
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+# The smoke DAG of the tracking-server tests runs in a module fixture: beside other test files
+# (pytest-xdist) on 2 cores it can take longer than the suite's 900 s per test.
+pytestmark = pytest.mark.timeout(2400)
+
+
+def tune_process(project: Path, env: dict[str, str], *args: str) -> subprocess.Popen:
+    """The tune stage (or a worker with --worker) as its own process, with ``env`` added."""
+    clean = {k: v for k, v in os.environ.items()
+             if k not in ("MLFLOW_TRACKING_URI", tuning.STORAGE_ENV, tuning.GRACE_ENV)}
+    return subprocess.Popen([sys.executable, str(ROOT / "stages" / "tune.py"), *args],
+                            cwd=project, env=clean | env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = process.communicate(timeout=timeout)
+    assert process.returncode == 0, out
+    return out
+
+
+def load_study(project: Path, storage: str) -> optuna.Study:
+    from imdb_rnn.config.params import load_params
+
+    params = load_params(project / "params.yaml")
+    spec = params.tune.studies["ff_tpe"]
+    name = tuning.study_name("ff_tpe", spec, params.tune, params.train.models[spec.model])
+    return optuna.load_study(study_name=name, storage=tuning.open_storage(storage))
+
+
+def tracking_runs(uri: str, experiment: str = "imdb-tuning") -> list:
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    return client.search_runs([found.experiment_id], max_results=1000) if found else []
+
+
+@pytest.mark.slow
+def test_a_postgresql_study_shared_by_the_stage_and_three_workers(tmp_path, postgres):
+    storage = postgres.url("study_workers")
+    project = make_project(tmp_path, n_trials=10)
+    env = {tuning.STORAGE_ENV: storage}
+    # All four at once on an empty database: they race to create Optuna's tables and the study.
+    workers = [tune_process(project, env, "--study", "ff_tpe", "--worker") for _ in range(3)]
+    stage = tune_process(project, env, "--study", "ff_tpe", *outputs("ff_tpe"))
+    logs = [finish(p) for p in (*workers, stage)]
+
+    trials = load_study(project, storage).get_trials()
+    finished = [t for t in trials if t.state in tuning.FINISHED]
+    assert len(finished) == 10, logs[-1]
+    assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    assert len({tuple(sorted(t.params.items())) for t in finished}) == 10  # none repeated
+    assert len({t.user_attrs["worker"] for t in finished}) >= 2, logs  # shared, not serial
+    best = json.loads((project / "reports/tune/ff_tpe/best.json").read_text())
+    assert best["storage"] == storage
+    assert best["trials_complete"] + best["trials_pruned"] == 10
+    runs = tracking_runs(f"sqlite:///{project}/mlflow.db")
+    assert not [r for r in runs if r.info.status == "RUNNING"]
+    children = [r for r in runs if r.data.tags.get("run_kind") == "trial"]
+    assert sorted(int(r.data.tags["optuna_trial"]) for r in children) == sorted(
+        t.number for t in trials if t.state != TrialState.WAITING)  # one run per trial, none lost
+
+
+@pytest.mark.slow
+def test_a_killed_workers_trial_is_failed_by_the_heartbeat_and_retried(tmp_path, postgres):
+    """A worker on another machine killed mid-trial: no process here can tell it died, so only
+    Optuna's heartbeat can. The grace period is shortened to 8 s (IMDB_TUNE_GRACE_SECONDS)."""
+    storage = postgres.url("study_heartbeat")
+    # Trials long enough to be killed in the middle of one.
+    project = make_project(tmp_path, n_trials=4, epochs=12, patience=12, pruner="none")
+    env = {tuning.STORAGE_ENV: storage, tuning.GRACE_ENV: "8"}
+    doomed = tune_process(project, env, "--study", "ff_tpe", "--worker")
+    deadline = time.monotonic() + 300
+    victim = None
+    while victim is None and time.monotonic() < deadline and doomed.poll() is None:
+        try:
+            running = [t for t in load_study(project, storage).get_trials(
+                deepcopy=False, states=(TrialState.RUNNING,)) if t.params]
+        except KeyError:  # study not created yet
+            running = []
+        if running:
+            victim = running[0]
+        else:
+            time.sleep(0.1)
+    assert victim is not None, "the worker finished or failed before it could be killed"
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    killed_at = datetime.now()
+    doomed.stdout.close()
+    # As if it had run elsewhere: the process-id check of this host cannot claim it.
+    study = load_study(project, storage)
+    study._storage.set_trial_user_attr(victim._trial_id, "worker", "elsewhere:1:1")  # noqa: SLF001
+
+    out = finish(tune_process(project, env, "--study", "ff_tpe", *outputs("ff_tpe")))
+    trials = {t.number: t for t in load_study(project, storage).get_trials()}
+    assert trials[victim.number].state == TrialState.FAIL, out
+    retries = [t for t in trials.values() if t.system_attrs.get("failed_trial") == victim.number]
+    assert len(retries) == 1 and retries[0].state in tuning.FINISHED, out
+    # The same configuration again (killed between two suggestions, the sampler draws the rest).
+    assert trials[victim.number].params.items() <= retries[0].params.items()
+    assert sum(t.state in tuning.FINISHED for t in trials.values()) == 4
+    assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    runs = tracking_runs(f"sqlite:///{project}/mlflow.db")
+    assert not [r for r in runs if r.info.status == "RUNNING"]  # the dead trial's run: FAILED
+    # Found stale by the first trial claimed after the grace period (the stage checks before
+    # each trial, and every 5 s while it waits for other workers' trials).
+    detected = (trials[victim.number].datetime_complete - killed_at).total_seconds()
+    assert 8 <= detected <= 8 + 60, detected
+    print(f"killed trial {victim.number}: failed by the heartbeat {detected:.0f} s after the "
+          f"kill (grace 8 s), retried as trial {retries[0].number}")
+
+
+# --- the pipeline on an MLflow tracking server --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def served_smoke(tracking_server, postgres, tmp_path_factory, imdb_slice):
+    """The smoke profile's whole DAG, logging to the tracking server over HTTP and keeping its
+    studies on PostgreSQL; the scratch project is kept for the tests below."""
+    from smoke import run_smoke
+
+    workdir = tmp_path_factory.mktemp("served-smoke")
+    servers = {"MLFLOW_TRACKING_URI": tracking_server.uri,
+               tuning.STORAGE_ENV: postgres.url("smoke_studies")}
+    with (workdir.parent / "served-smoke.log").open("w") as log:
+        result = run_smoke(ROOT, workdir, log, servers=servers)
+    return workdir, result
+
+
+@pytest.mark.slow
+def test_the_smoke_dag_logs_everything_to_the_tracking_server(served_smoke, tracking_server):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from imdb_rnn.config.params import load_params
+
+    workdir, result = served_smoke
+    params = load_params(workdir / "params.yaml")
+    client = MlflowClient(tracking_server.uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    runs = client.search_runs(list(experiments.values()), max_results=5000)
+    assert runs and not [r for r in runs if r.info.status == "RUNNING"]
+    # Artifacts go through the server (mlflow-artifacts:), stored in its destination folder.
+    assert all(r.info.artifact_uri.startswith("mlflow-artifacts:") for r in runs)
+    assert any(tracking_server.artifacts.rglob("MLmodel"))
+    finished = {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
+    for name in params.train.models:
+        assert 0.0 <= finished[name].data.metrics["test_accuracy"] <= 1.0, name
+    models = mlflow.search_logged_models(experiment_ids=list(experiments.values()),
+                                         output_format="list")
+    with_accuracy = {m.name for m in models if any(x.key == "test_accuracy" for x in m.metrics)}
+    assert set(params.train.models) <= with_accuracy
+    # The champion downloads back through the server and predicts raw text.
+    registry = json.loads((workdir / "reports/registry.json").read_text())
+    uri = f"models:/{params.mlflow.registered_model}@{params.mlflow.champion_alias}"
+    with_env = {"MLFLOW_TRACKING_URI": tracking_server.uri}
+    out = subprocess.run([str(Path(sys.executable).parent / "imdb-predict"), uri,
+                          "A wonderful, moving film.", "Dull and far too long."],
+                         capture_output=True, text=True, cwd=workdir, timeout=300,
+                         env={k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+                         | with_env)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.strip().splitlines()) == 2, out.stdout
+    assert registry["version"] and registry["model"]
+
+
+@pytest.mark.slow
+def test_the_server_stopped_mid_stage_fails_it_in_one_line_and_a_rerun_loses_nothing(
+        served_smoke, tracking_server):
+    from mlflow.tracking import MlflowClient
+
+    from smoke import tool_env
+
+    workdir, _ = served_smoke
+    # MLflow retries a lost server for minutes by default (MLFLOW_HTTP_REQUEST_MAX_RETRIES).
+    env = tool_env({"MLFLOW_TRACKING_URI": tracking_server.uri,
+                    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"})
+    client = MlflowClient(tracking_server.uri)
+    experiment = client.get_experiment_by_name("imdb-sentiment")
+    before = {r.info.run_id for r in client.search_runs([experiment.experiment_id],
+                                                         max_results=5000)}
+    stage = subprocess.Popen(["dvc", "repro", "--force", "--single-item", "train@cnn"],
+                             cwd=workdir, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    started = []
+    while not started and time.monotonic() < deadline and stage.poll() is None:
+        started = [r for r in client.search_runs([experiment.experiment_id], max_results=5000,
+                                                 filter_string="attributes.status = 'RUNNING'")
+                   if r.info.run_id not in before]
+        time.sleep(0.2)
+    assert started, "the stage ended before its run started"
+    tracking_server.stop()
+    out, _ = stage.communicate(timeout=600)
+    try:
+        assert stage.returncode != 0, out
+        assert "Traceback" not in out, out
+        errors = [line for line in out.splitlines() if line.startswith("error: ")]
+        assert len(errors) == 1 and tracking_server.uri in errors[0], out
+        assert len(errors[0]) <= 300, errors[0]
+    finally:
+        tracking_server.start()
+
+    rerun = subprocess.run(["dvc", "repro"], cwd=workdir, env=env, capture_output=True,
+                           text=True, timeout=900)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    status = subprocess.run(["dvc", "status", "--json"], cwd=workdir, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert json.loads(status.stdout) == {}, status.stdout
+    runs = {r.info.run_id: r for r in client.search_runs([experiment.experiment_id],
+                                                        max_results=5000)}
+    assert not [r for r in runs.values() if r.info.status == "RUNNING"]
+    assert runs[started[0].info.run_id].info.status == "FAILED"  # the dead stage's run
+    assert before <= set(runs)  # every earlier run is still there
+    latest = max((r for r in runs.values() if r.info.run_name == "cnn"),
+                 key=lambda r: r.info.start_time)
+    assert latest.info.status == "FINISHED" and "test_accuracy" in latest.data.metrics
+    # Every epoch of the rerun's training reached the server.
+    history = client.get_metric_history(latest.info.run_id, "val_accuracy")
+    train_json = json.loads((workdir / "reports/train/cnn/train.json").read_text())
+    assert len(history) == train_json["epochs"]

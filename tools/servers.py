@@ -1,0 +1,161 @@
+"""Real servers on localhost for the tests and the load benchmark: a PostgreSQL server of its
+own in a scratch folder, and ``mlflow server`` on it with proxied artifacts.
+
+Nothing here is a stand-in: the PostgreSQL server is Debian's (package ``postgresql``; its
+programs live under /usr/lib/postgresql/VERSION/bin), the tracking server is MLflow's own. Both
+listen on 127.0.0.1 only and are stopped and removed by their owner.
+
+    python tools/servers.py          # start both, print the URLs, stop them on Ctrl-C
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of the PostgreSQL server programs (pg_ctl, initdb), None if not installed."""
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))
+    return candidates[-1].parent if candidates else None
+
+
+class Postgres:
+    """A PostgreSQL server in ``root`` on 127.0.0.1 (trust authentication, user ``imdb``)."""
+
+    def __init__(self, bin_dir: Path, root: Path) -> None:
+        self.bin, self.root, self.port = bin_dir, root, free_port()
+        self.data = root / "data"
+        self.log = root / "server.log"
+        # initdb and the server refuse to run as root: as Debian's postgres user then.
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.prefix:
+            shutil.chown(root, "postgres")
+        self._run("initdb", "-D", str(self.data), "-U", "imdb", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        self.created: set[str] = set()
+        self.start()
+
+    @classmethod
+    def scratch(cls) -> Postgres:
+        """A new server in a new folder under the system's temporary directory (not a
+        private one: the server may run as another user)."""
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            raise RuntimeError("PostgreSQL server not installed (Debian: apt-get install "
+                               "postgresql)")
+        root = Path(tempfile.mkdtemp(prefix="imdb-postgres-"))
+        root.chmod(0o755)
+        return cls(bin_dir, root)
+
+    def _run(self, program: str, *args: str) -> None:
+        subprocess.run([*self.prefix, str(self.bin / program), *args], check=True,
+                       capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        options = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                   "-c max_connections=200")
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w",
+                  "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop the server and delete its folder."""
+        try:
+            self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def url(self, database: str) -> str:
+        """A new (or existing) database as a SQLAlchemy URL (psycopg2 driver)."""
+        import psycopg2
+
+        if database not in self.created:
+            connection = psycopg2.connect(host="127.0.0.1", port=self.port, user="imdb",
+                                          dbname="postgres")
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(f'CREATE DATABASE "{database}"')
+            connection.close()
+            self.created.add(database)
+        return f"postgresql+psycopg2://imdb@127.0.0.1:{self.port}/{database}"
+
+
+class TrackingServer:
+    """``mlflow server`` with a PostgreSQL backend store and proxied artifacts (a local folder
+    standing in for object storage); clients talk to it over HTTP only."""
+
+    def __init__(self, backend: str, artifacts: Path, log: Path, workers: int = 2) -> None:
+        self.backend, self.artifacts, self.log, self.workers = backend, artifacts, log, workers
+        self.port = free_port()
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        mlflow = Path(sys.executable).parent / "mlflow"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen(
+                [str(mlflow), "server", "--backend-store-uri", self.backend,
+                 "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
+                 "--port", str(self.port), "--workers", str(self.workers)],
+                stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"mlflow server did not answer in {timeout} s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers
+            self.process.wait(timeout=60)
+        self.process = None
+
+
+def main() -> None:
+    postgres = Postgres.scratch()
+    try:
+        server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
+                                postgres.root / "mlflow.log")
+        server.start()
+        try:
+            print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
+            print(f"export MLFLOW_TRACKING_URI={server.uri}")
+            print("(Ctrl-C stops both servers and removes their data)", flush=True)
+            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+        finally:
+            server.stop()
+    finally:
+        postgres.remove()
+
+
+if __name__ == "__main__":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    main()
