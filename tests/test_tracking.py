@@ -123,3 +123,40 @@ def test_dvc_hash_reads_the_lock(tmp_path):
     assert tracking.dvc_hash("data/vectorized", str(lock)) == "abc.dir"
     assert tracking.dvc_hash("other", str(lock)) == "unknown"
     assert tracking.dvc_hash("x", str(tmp_path / "missing.lock")) == "unknown"
+
+
+def test_a_store_that_stops_answering_mid_stage_is_one_line_naming_it(store, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    from servers import free_port
+
+    experiment = tracking.connect(store)
+    with experiment.run("gone") as run:
+        pass
+    # The same run, through a tracking server that is not there (any more).
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    uri = f"http://127.0.0.1:{free_port()}"
+    gone = tracking.Experiment(MlflowClient(uri), experiment.id, uri)
+    lost = tracking.Run(gone.client, run.id)
+    for call in (lambda: lost.log_metrics({"accuracy": 0.5}), lambda: lost.set_tags({"a": 1}),
+                 lambda: lost.end("FAILED"), lambda: gone.status(run.id),
+                 lambda: gone.runs("")):
+        with pytest.raises(PipelineError) as error:
+            call()
+        message = str(error.value)
+        assert message.startswith(f"MLflow tracking store {uri} failed: ") and "\n" not in message
+        assert len(message) <= 300
+
+
+def test_a_block_failing_with_the_store_gone_keeps_its_own_error(store, monkeypatch):
+    """The run cannot be ended FAILED when the store is gone: the block's error is the one
+    raised (the next stage's recovery ends the run)."""
+    experiment = tracking.connect(store)
+    monkeypatch.setattr(tracking.Run, "end", _store_gone)
+    with pytest.raises(ValueError, match="the block's own"), experiment.run("dies"):
+        raise ValueError("the block's own error")
+
+
+def _store_gone(self, status):
+    raise PipelineError("MLflow tracking store http://127.0.0.1:9 failed: ...")
