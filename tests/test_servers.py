@@ -154,7 +154,6 @@ def served_smoke(tracking_server, postgres, tmp_path_factory, imdb_slice):
 
 @pytest.mark.slow
 def test_the_smoke_dag_logs_everything_to_the_tracking_server(served_smoke, tracking_server):
-    import mlflow
     from mlflow.tracking import MlflowClient
 
     from imdb_rnn.config.params import load_params
@@ -171,10 +170,10 @@ def test_the_smoke_dag_logs_everything_to_the_tracking_server(served_smoke, trac
     finished = {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
     for name in params.train.models:
         assert 0.0 <= finished[name].data.metrics["test_accuracy"] <= 1.0, name
-    models = mlflow.search_logged_models(experiment_ids=list(experiments.values()),
-                                         output_format="list")
-    with_accuracy = {m.name for m in models if any(x.key == "test_accuracy" for x in m.metrics)}
-    assert set(params.train.models) <= with_accuracy
+    logged = client.search_logged_models([experiments[params.mlflow.experiment]])
+    with_accuracy = {m.tags.get("model") for m in logged
+                     if any(x.key == "test_accuracy" for x in m.metrics or [])}
+    assert set(params.train.models) <= with_accuracy, [m.tags for m in logged]
     # The champion downloads back through the server and predicts raw text.
     registry = json.loads((workdir / "reports/registry.json").read_text())
     uri = f"models:/{params.mlflow.registered_model}@{params.mlflow.champion_alias}"
@@ -244,3 +243,14 @@ def test_the_server_stopped_mid_stage_fails_it_in_one_line_and_a_rerun_loses_not
     history = client.get_metric_history(latest.info.run_id, "val_accuracy")
     train_json = json.loads((workdir / "reports/train/cnn/train.json").read_text())
     assert len(history) == train_json["epochs"]
+
+
+@pytest.mark.slow
+def test_four_processes_logging_to_the_tracking_server_at_once_lose_nothing(tracking_server):
+    """They start together on an experiment none of them finds: all four try to create it."""
+    from server_load import run_tracking
+
+    result = run_tracking(tracking_server, processes=4, steps=50)
+    assert result["exit_codes"] == [0, 0, 0, 0], result
+    assert result["runs"] == result["finished"] == 4
+    assert result["points_found"] == result["points_expected"] == 4 * 50 * 4

@@ -125,7 +125,8 @@ def run_tracking(server: TrackingServer, processes: int, steps: int) -> dict:
             "wall_seconds": round(wall, 1), "runs": len(runs),
             "finished": sum(r.info.status == "FINISHED" for r in runs),
             "points_expected": expected, "points_found": found,
-            "logging_seconds": round(span, 1), "points_per_second": round(found / span, 1)}
+            "logging_seconds": round(span, 1),
+            "points_per_second": round(found / span, 1) if span else math.nan}
 
 
 def main() -> None:

@@ -326,7 +326,17 @@ def runs_table_link(experiment_id: str) -> str:
 
 def _ensure_experiment(client: MlflowClient, name: str) -> str:
     found = client.get_experiment_by_name(name)
-    experiment_id = found.experiment_id if found else client.create_experiment(name)
+    if found is not None:
+        experiment_id = found.experiment_id
+    else:
+        try:
+            experiment_id = client.create_experiment(name)
+        except mlflow.exceptions.MlflowException as error:
+            # Another process (a worker on another machine, on a shared server) created it
+            # first: the local file lock cannot order processes of other machines.
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment_id = client.get_experiment_by_name(name).experiment_id
     for key, value in experiment_tags().items():
         if found is None or found.tags.get(key) != value:
             client.set_experiment_tag(experiment_id, key, value)
