@@ -93,7 +93,7 @@ def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
     return f"{base}/#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]))}"
 
 
-def render(url: str, *, screenshot: Path | None = None, size: str = "1500,1600",
+def render(url: str, *, screenshot: Path | None = None, size: str = "2400,1200",
            wait_ms: int = 20000) -> str:
     """The page's visible text after the app has rendered (headless Chromium)."""
     path = browser()
