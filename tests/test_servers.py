@@ -19,7 +19,7 @@ import pytest
 from optuna.trial import TrialState
 
 from conftest import ROOT
-from test_tuning import make_project, outputs
+from test_tuning import finish, make_project, outputs
 
 from imdb_rnn.search import study as tuning
 
@@ -36,12 +36,6 @@ def tune_process(project: Path, env: dict[str, str], *args: str) -> subprocess.P
     return subprocess.Popen([sys.executable, str(ROOT / "stages" / "tune.py"), *args],
                             cwd=project, env=clean | env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-
-
-def finish(process: subprocess.Popen, timeout: float = 600) -> str:
-    out, _ = process.communicate(timeout=timeout)
-    assert process.returncode == 0, out
-    return out
 
 
 def load_study(project: Path, storage: str) -> optuna.Study:

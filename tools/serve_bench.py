@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -22,11 +21,9 @@ import time
 import urllib.request
 from pathlib import Path
 
+from servers import free_port
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+
 
 
 def post(url: str, texts: list[str]) -> list[float]:
@@ -56,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--table", type=Path, default=Path("data/prepared/reviews.parquet"))
     args = parser.parse_args(argv)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": args.tracking_uri}
     server = subprocess.Popen([sys.executable, "-m", "mlflow", "models", "serve", "-m",
                                args.model, "--env-manager", "local", "-h", "127.0.0.1", "-p",
