@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 
 import mlflow
@@ -9,6 +12,8 @@ import pytest
 
 from imdb_rnn.config.params import MlflowParams
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.process import Owner
+from imdb_rnn.tracking import closer
 from imdb_rnn.tracking import runs as tracking
 
 
@@ -151,11 +156,53 @@ def test_a_store_that_stops_answering_mid_stage_is_one_line_naming_it(store, mon
 
 def test_a_block_failing_with_the_store_gone_keeps_its_own_error(store, monkeypatch):
     """The run cannot be ended FAILED when the store is gone: the block's error is the one
-    raised (the next stage's recovery ends the run)."""
+    raised, and the run is handed to a process that ends it once the store answers."""
     experiment = tracking.connect(store)
     monkeypatch.setattr(tracking.Run, "end", _store_gone)
-    with pytest.raises(ValueError, match="the block's own"), experiment.run("dies"):
+    handed = []
+    monkeypatch.setattr(tracking, "hand_off", lambda uri, run_id: handed.append(run_id))
+    with pytest.raises(ValueError, match="the block's own"), experiment.run("dies") as run:
         raise ValueError("the block's own error")
+    with pytest.raises(PipelineError, match="failed"), experiment.run("ends") as finished:
+        pass  # the work succeeded, ending the run did not: the stage fails
+    assert handed == [run.id, finished.id]
+
+
+def _dead_owner() -> Owner:
+    """The owner tags of a process that has exited."""
+    out = subprocess.run([sys.executable, "-c", "import json; from imdb_rnn.process import Owner;"
+                          " print(json.dumps(Owner.current().tags()))"],
+                         capture_output=True, text=True, check=True).stdout
+    return Owner.from_tags(json.loads(out))
+
+
+def test_the_closer_ends_a_dead_processs_run_once_the_store_answers(store):
+    experiment = tracking.connect(store)
+    dead = _dead_owner()
+    mine = experiment.client.create_run(experiment.id, run_name="lost", tags=dead.tags())
+    theirs = experiment.client.create_run(experiment.id, run_name="alive",
+                                          tags=Owner.current().tags())
+    done = experiment.client.create_run(experiment.id, run_name="done", tags=dead.tags())
+    experiment.client.set_terminated(done.info.run_id, "FINISHED")
+    uri = store.tracking_uri
+    assert closer.close_when_answering(uri, mine.info.run_id, dead, 30)
+    ended = experiment.client.get_run(mine.info.run_id)
+    assert ended.info.status == "FAILED" and "stopped answering" in ended.data.tags["fail_reason"]
+    # A live owner's run is waited for, never ended; a finished run is left as it is.
+    assert not closer.close_when_answering(uri, theirs.info.run_id, Owner.current(), 1.0)
+    assert experiment.client.get_run(theirs.info.run_id).info.status == "RUNNING"
+    assert not closer.close_when_answering(uri, done.info.run_id, dead, 30)
+    assert experiment.client.get_run(done.info.run_id).info.status == "FINISHED"
+
+
+def test_the_closer_waits_for_a_store_that_is_not_there_yet(store):
+    from servers import free_port
+
+    dead = _dead_owner()
+    started = time.monotonic()
+    assert not closer.close_when_answering(f"http://127.0.0.1:{free_port()}", "0" * 32, dead,
+                                           3.0, pause=0.2)
+    assert 3.0 <= time.monotonic() - started < 30
 
 
 def _store_gone(self, status):

@@ -72,9 +72,11 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
     resolved = tracking.run_params(params, name, section)
     tags = tracking.run_tags(name, section.family, stage or f"train@{name}", paths.data_dir)
     tags |= dict(extra_tags or {})
-    with mlflow_experiment.run(name, tags=tags) as run, \
-            atomic_path(paths.model_dir, directory=True) as model_tmp, \
-            atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp):
+    # The run ends (FINISHED) before the outputs move into place: a store that fails at its
+    # end fails the stage with no output written.
+    with atomic_path(paths.model_dir, directory=True) as model_tmp, \
+            atomic_paths(paths.history_csv, paths.metrics_json) as (history_tmp, metrics_tmp), \
+            mlflow_experiment.run(name, tags=tags) as run:
         run.log_params(resolved)
         models.log_splits(run, paths.data_dir, ["train", "val"])
         result, coverage = fit_section(params, section, paths.data_dir, seed=params.train.seed)

@@ -168,10 +168,16 @@ class Experiment:
         except BaseException:
             try:
                 run.end("FAILED")
-            except PipelineError:  # the store is gone: the next run's recovery ends it FAILED
-                pass
+            except PipelineError:  # the store is gone
+                hand_off(self.uri, run.id)
             raise
-        run.end("FINISHED")
+        try:
+            run.end("FINISHED")
+        except PipelineError:
+            # The store went away after the work: the stage fails (a block that writes outputs
+            # moves them into place after this), so its run is FAILED once the store answers.
+            hand_off(self.uri, run.id)
+            raise
 
     def attach(self, run_id: str) -> Run | None:
         """The existing run ``run_id`` (its status untouched), or None when the store lacks it."""
@@ -252,6 +258,26 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
     experiment = Experiment(client, experiment_id, uri)
     recover_dead_runs(experiment)
     return experiment
+
+
+# How long the process of :func:`hand_off` waits for a stopped tracking store to answer again.
+HAND_OFF_SECONDS = 600
+
+
+def hand_off(uri: str, run_id: str) -> None:
+    """Leave the run ``run_id`` of this process, which the store ``uri`` did not let it end, to
+    a detached process that ends it FAILED once this process has exited and the store answers
+    (for :data:`HAND_OFF_SECONDS`). A stage whose outputs DVC then restores from its run cache
+    starts no process that would otherwise recover the run; past that time, the next stage
+    that connects does (:func:`recover_dead_runs`)."""
+    owner = json.dumps(Owner.current().tags())
+    try:
+        subprocess.Popen([sys.executable, "-m", "imdb_rnn.tracking.closer", uri, run_id, owner,
+                          str(HAND_OFF_SECONDS)],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    except OSError as error:
+        print(f"warning: MLflow run {run_id} left RUNNING ({error})", file=sys.stderr)
 
 
 def recover_dead_runs(experiment: Experiment) -> list[str]:
@@ -339,8 +365,23 @@ def _ensure_experiment(client: MlflowClient, name: str) -> str:
             experiment_id = client.get_experiment_by_name(name).experiment_id
     for key, value in experiment_tags().items():
         if found is None or found.tags.get(key) != value:
-            client.set_experiment_tag(experiment_id, key, value)
+            _set_experiment_tag(client, experiment_id, key, value)
     return experiment_id
+
+
+def _set_experiment_tag(client: MlflowClient, experiment_id: str, key: str, value: str) -> None:
+    """Set a tag that other processes may be setting at the same moment: the SQL store's
+    upsert is a read then an insert, so the slower of two gets a unique-key violation; the
+    tag is then written (by the other), or written again once it exists."""
+    for attempt in range(3):
+        try:
+            client.set_experiment_tag(experiment_id, key, value)
+            return
+        except mlflow.exceptions.MlflowException:
+            if client.get_experiment(experiment_id).tags.get(key) == value:
+                return
+            if attempt == 2:
+                raise
 
 
 # Uncommitted changes here make a run's code differ from its commit; changes to dvc.lock,

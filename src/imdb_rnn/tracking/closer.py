@@ -1,0 +1,66 @@
+"""End FAILED a run that its process could not end because the tracking store stopped answering.
+
+Started detached by :func:`imdb_rnn.tracking.runs.hand_off`::
+
+    python -m imdb_rnn.tracking.closer URI RUN_ID OWNER_TAGS_JSON SECONDS
+
+It waits for the owner process to exit, then tries the store every few seconds until it answers
+or SECONDS have passed. A run that is no longer RUNNING, or that another process has taken
+over, is left as it is.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from imdb_rnn.process import Owner
+
+
+def close_when_answering(uri: str, run_id: str, owner: Owner, seconds: float,
+                         pause: float = 0.5) -> bool:
+    """True once the run is ended FAILED; False if it was not ours to end, or time ran out."""
+    from mlflow.tracking import MlflowClient
+
+    from imdb_rnn.tracking.runs import environment
+
+    # One quick try per attempt, not MLflow's minutes of retries.
+    with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"):
+        return _close(MlflowClient, uri, run_id, owner, seconds, pause)
+
+
+def _close(client_class, uri: str, run_id: str, owner: Owner, seconds: float,
+           pause: float) -> bool:
+    deadline = time.monotonic() + seconds
+    delay = pause
+    while time.monotonic() < deadline:
+        if not owner.is_dead():
+            time.sleep(pause)
+            continue
+        try:
+            client = client_class(tracking_uri=uri)
+            run = client.get_run(run_id)
+            if run.info.status != "RUNNING" or Owner.from_tags(run.data.tags) != owner:
+                return False
+            client.set_tag(run_id, "fail_reason", f"the tracking store stopped answering "
+                           f"process {owner}; ended by process {os.getpid()}")
+            client.set_terminated(run_id, status="FAILED")
+            return True
+        except Exception:  # the store is still away (refused, timed out, 5xx)
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
+    return False
+
+
+def main(argv: list[str]) -> int:
+    uri, run_id, owner_json, seconds = argv
+    owner = Owner.from_tags(json.loads(owner_json))
+    if owner is None:
+        return 2
+    return 0 if close_when_answering(uri, run_id, owner, float(seconds)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
