@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 import os
-import re
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import BinaryIO
 
-from imdb_rnn.cli import stage_main
+from imdb_rnn.cli import import_quietly, stage_main
 from imdb_rnn.errors import PipelineError
 
 # The project's store (params.yaml mlflow.tracking_uri), when MLFLOW_TRACKING_URI is not set.
@@ -29,36 +26,11 @@ MLflow URIs resolve in MLFLOW_TRACKING_URI (default: the project's sqlite:///mlf
 """
 
 
-# What TensorFlow's native code logs while it loads, before TF_CPP_MIN_LOG_LEVEL applies
-# (TensorFlow 2.21 on CPUs where oneDNN is on: "I0000 ... port.cc:153] oneDNN custom operations
-# are on ..."): absl INFO lines and absl's notice about them.
-NATIVE_INFO = re.compile(r"I\d{4} |WARNING: All log messages before absl::InitializeLog\(\)")
-
-
-def _import_quietly(module: str) -> None:
-    """Import ``module`` with the INFO lines of its native code's start-up dropped from stderr,
-    so that an error of the command stays one line; every other line is passed on."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
-        try:
-            importlib.import_module(module)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not NATIVE_INFO.match(line):
-                    sys.stderr.write(line)
-            sys.stderr.flush()
-
-
 def predict_main(argv: Sequence[str] | None = None) -> None:
     """``imdb-predict MODEL_DIR [TEXT ...]``: one line per review: probability, label, text."""
     import argparse
 
-    _import_quietly("tensorflow")
+    import_quietly("tensorflow")
     from imdb_rnn.modeling.predict import Predictor
 
     parser = argparse.ArgumentParser(prog="imdb-predict", description=PREDICT_HELP,

@@ -203,8 +203,9 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
                             f"{', '.join(tune.studies) or '(none)'}")
     spec = tune.studies[name]
     base = model_section(params, spec.model)
-    experiment = tracking.connect(params.mlflow, tune.experiment)
+    # The study's storage first: a bad one stops the stage before MLflow is touched.
     storage = tuning.open_storage(tuning.storage_url(tune))
+    experiment = tracking.connect(params.mlflow, tune.experiment)
     full_name = tuning.study_name(name, spec, tune, base)
     study = tuning.open_study(full_name, storage, spec.sampler, tune)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")

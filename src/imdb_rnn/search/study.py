@@ -81,7 +81,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
+                rdb_url(url), heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
                 heartbeat_stale_trial_callback=retry)
     except PipelineError:
         raise
@@ -89,6 +89,14 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         reason = " ".join(str(error).split())[:200]
         raise PipelineError(f"Optuna storage {url} cannot be opened: "
                             f"{type(error).__name__}: {reason}") from None
+
+
+def rdb_url(url: str) -> str:
+    """``postgresql://...`` with the driver installed here (psycopg2): SQLAlchemy 2.1 reads the
+    bare scheme as psycopg 3, which is not installed."""
+    if url.startswith("postgresql://"):
+        return "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+    return url
 
 
 def check_journal(path: Path) -> None:
