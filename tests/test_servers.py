@@ -55,6 +55,26 @@ def tracking_runs(uri: str, experiment: str = "imdb-tuning") -> list:
     return client.search_runs([found.experiment_id], max_results=1000) if found else []
 
 
+OPEN_AT = """
+import sys, time
+from imdb_rnn.search import study
+time.sleep(max(0.0, float(sys.argv[2]) - time.time()))
+study.open_storage(sys.argv[1])
+"""
+
+
+def test_processes_opening_an_empty_postgresql_database_at_once_all_get_the_storage(postgres):
+    """They all create Optuna's tables; PostgreSQL fails all but one CREATE TABLE."""
+    for round_ in range(2):
+        url = postgres.url(f"empty_{round_}")
+        at = time.time() + 8  # every process imported and waiting by then
+        processes = [subprocess.Popen([sys.executable, "-c", OPEN_AT, url, str(at)],
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                      text=True) for _ in range(6)]
+        outs = [p.communicate(timeout=120)[0] for p in processes]
+        assert [p.returncode for p in processes] == [0] * 6, outs
+
+
 @pytest.mark.slow
 def test_a_postgresql_study_shared_by_the_stage_and_three_workers(tmp_path, postgres):
     storage = postgres.url("study_workers")

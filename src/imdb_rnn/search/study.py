@@ -77,18 +77,35 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             return optuna.storages.JournalStorage(backend)
         if url.startswith("sqlite:///"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental"
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
-            return optuna.storages.RDBStorage(
-                rdb_url(url), heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
-                heartbeat_stale_trial_callback=retry)
+        return _rdb_storage(rdb_url(url))
     except PipelineError:
         raise
     except Exception as error:  # bad URL, driver missing, server down, unreadable journal
         reason = " ".join(str(error).split())[:200]
         raise PipelineError(f"Optuna storage {url} cannot be opened: "
                             f"{type(error).__name__}: {reason}") from None
+
+
+def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
+    """Optuna's RDB storage with heartbeats. Workers starting together on an empty database
+    all create its tables; PostgreSQL lets one ``CREATE TABLE`` win and fails the others with
+    a unique-key violation, after which the tables exist: so such an error is tried again."""
+    import sqlalchemy.exc
+
+    def storage() -> optuna.storages.RDBStorage:
+        with warnings.catch_warnings():  # heartbeat and its retry callback are "experimental"
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
+            return optuna.storages.RDBStorage(
+                url, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
+                heartbeat_stale_trial_callback=retry)
+
+    for attempt in range(1, attempts):
+        try:
+            return storage()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+            time.sleep(0.2 * attempt)
+    return storage()
 
 
 def rdb_url(url: str) -> str:
