@@ -21,6 +21,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -63,7 +64,13 @@ def tracking_uri(params: MlflowParams) -> str:
 
 
 def _one_line(error: BaseException, limit: int = 200) -> str:
-    return " ".join(str(error).split())[:limit]
+    """The error on one line; for a network failure (urllib3's pages of retries and pool
+    reprs), just its cause: ``[Errno 111] Connection refused``, ``Read timed out``."""
+    text = " ".join(str(error).split())
+    cause = re.search(r"\[Errno -?\d+\] [^'\")(]+|Read timed out|Connection aborted", text)
+    if cause and ("HTTPConnectionPool" in text or "HTTPSConnectionPool" in text):
+        return cause.group(0).strip()[:limit]
+    return text[:limit]
 
 
 # What the client raises when the store fails mid-stage (a tracking server stopped, a network
