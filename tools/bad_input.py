@@ -629,6 +629,8 @@ def dvc_lock_case(r: Runner) -> None:
         problems.append("the first repro did not finish its stage")
     row.problems = problems
     row.note = "DVC's one ERROR line names the busy output; workspace unchanged"
+    print(f"[{len(r.rows)}: {row.verdict}] (DVC's own lock message, checked as such)",
+          flush=True)
     rewritten = [f"{k}: {tmp_before.get(k, b'(absent)')!r}->{v!r}" for k, v in tmp_after.items()
                  if tmp_before.get(k) != v]
     row.left += (" outside .dvc/tmp (no out.txt, no dvc.lock); DVC's own lock files in "
