@@ -24,33 +24,22 @@ def close_when_answering(uri: str, run_id: str, owner: Owner, seconds: float,
     """True once the run is ended FAILED; False if it was not ours to end, or time ran out."""
     from mlflow.tracking import MlflowClient
 
-    from imdb_rnn.tracking.runs import environment
+    from imdb_rnn.tracking.runs import environment, fail_if_owned
 
-    # One quick try per attempt, not MLflow's minutes of retries.
-    with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"):
-        return _close(MlflowClient, uri, run_id, owner, seconds, pause)
-
-
-def _close(client_class, uri: str, run_id: str, owner: Owner, seconds: float,
-           pause: float) -> bool:
+    reason = f"the tracking store stopped answering process {owner}; ended by process {os.getpid()}"
     deadline = time.monotonic() + seconds
     delay = pause
-    while time.monotonic() < deadline:
-        if not owner.is_dead():
-            time.sleep(pause)
-            continue
-        try:
-            client = client_class(tracking_uri=uri)
-            run = client.get_run(run_id)
-            if run.info.status != "RUNNING" or Owner.from_tags(run.data.tags) != owner:
-                return False
-            client.set_tag(run_id, "fail_reason", f"the tracking store stopped answering "
-                           f"process {owner}; ended by process {os.getpid()}")
-            client.set_terminated(run_id, status="FAILED")
-            return True
-        except Exception:  # the store is still away (refused, timed out, 5xx)
-            time.sleep(delay)
-            delay = min(delay * 2, 10.0)
+    # One quick try per attempt, not MLflow's minutes of retries.
+    with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="5"):
+        while time.monotonic() < deadline:
+            if not owner.is_dead():
+                time.sleep(pause)
+                continue
+            try:
+                return fail_if_owned(MlflowClient(tracking_uri=uri), run_id, owner, reason)
+            except Exception:  # the store is still away (refused, timed out, 5xx)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
     return False
 
 

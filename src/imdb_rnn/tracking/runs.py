@@ -311,13 +311,9 @@ def recover_dead_runs(experiment: Experiment) -> list[str]:
         if owner is None or not owner.is_dead():
             continue
         try:
-            # Read again: another process may have taken the run over since the search.
-            now = client.get_run(found.info.run_id)
-            if now.info.status != "RUNNING" or Owner.from_tags(now.data.tags) != owner:
+            if not fail_if_owned(client, found.info.run_id, owner,
+                                 f"its process {owner} died; ended by process {me.pid}"):
                 continue
-            run = Run(client, found.info.run_id)
-            run.set_tags({"fail_reason": f"its process {owner} died; ended by process {me.pid}"})
-            run.end("FAILED")
         except mlflow.exceptions.MlflowException as error:
             print(f"warning: run {found.info.run_id} of dead process {owner} left RUNNING: "
                   f"{_one_line(error)}", file=sys.stderr)
@@ -326,6 +322,18 @@ def recover_dead_runs(experiment: Experiment) -> list[str]:
               f"process {owner} ended FAILED", file=sys.stderr)
         closed.append(found.info.run_id)
     return closed
+
+
+def fail_if_owned(client: MlflowClient, run_id: str, owner: Owner, reason: str) -> bool:
+    """End FAILED (tag ``fail_reason``) the run ``run_id`` if it is still RUNNING and still
+    ``owner``'s (read again: another process may have taken it over); True when ended."""
+    now = client.get_run(run_id)
+    if now.info.status != "RUNNING" or Owner.from_tags(now.data.tags) != owner:
+        return False
+    run = Run(client, run_id)
+    run.set_tags({"fail_reason": reason})
+    run.end("FAILED")
+    return True
 
 
 @contextlib.contextmanager
