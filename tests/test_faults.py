@@ -70,6 +70,20 @@ def tiny_params(archive: Path) -> dict:
     return {"profile": "full", "profiles": {"smoke": {}}, **params}
 
 
+def tiny_project(root: Path) -> Path:
+    """``root``/project: a committed git + DVC project of the real pipeline with
+    ``tiny_params`` on a slice of 40 reviews per split and label of the real archive."""
+    archive = slice_archive(SHARED_ARCHIVE, root / "slice.tar.gz", per_dir=40)
+    workdir = root / "project"
+    prepare_workdir(ROOT, workdir, "smoke")
+    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(archive), sort_keys=False))
+    shutil.copy(ROOT / ".gitignore", workdir / ".gitignore")
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
+                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"]):
+        subprocess.run(command, cwd=workdir, env=tool_env(), check=True, capture_output=True)
+    return workdir
+
+
 def project_files(workdir: Path) -> set[str]:
     out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=workdir,
                          capture_output=True, text=True, check=True).stdout
@@ -172,15 +186,8 @@ def test_sigkill_anywhere_then_dvc_repro_leaves_nothing_behind(tmp_path):
     seed = int(os.environ.get("IMDB_FAULT_SEED", random.SystemRandom().randrange(10**6)))
     rng = random.Random(seed)
     print(f"\nfault injection seed {seed} (IMDB_FAULT_SEED={seed} replays it)")
-    archive = slice_archive(SHARED_ARCHIVE, tmp_path / "slice.tar.gz", per_dir=40)
-    workdir = tmp_path / "project"
-    prepare_workdir(ROOT, workdir, "smoke")
-    (workdir / "params.yaml").write_text(yaml.safe_dump(tiny_params(archive), sort_keys=False))
-    shutil.copy(ROOT / ".gitignore", workdir / ".gitignore")
+    workdir = tiny_project(tmp_path)
     env = tool_env()
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["git", "add", "-A"],
-                    ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"]):
-        subprocess.run(command, cwd=workdir, env=env, check=True, capture_output=True)
 
     matrix = []
     log = tmp_path / "dvc.log"

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 RNN = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last"}
 # Four of the six families (every stage kind, a convolutional, two recurrent, word vectors):
-# the smoke profile runs all six end to end (tests/test_servers.py and .ci/run), and every
+# the smoke profile runs all six end to end (.ci/run: tools/smoke.py --servers), and every
 # builder is tested in tests/test_models.py; each model here costs three stage processes.
 TINY_MODELS = {
     "feedforward": {"family": "feedforward", "pooling": "average", "units": 4},

@@ -9,6 +9,14 @@ so a developer can run it beside a full-data workspace; CI runs it after the uni
     python tools/smoke.py                         # scratch folder removed afterwards
     python tools/smoke.py --keep /tmp/smoke       # keep the scratch project to look at
     python tools/smoke.py --reports smoke-reports # copy the run's reports/ out (for the gate)
+    python tools/smoke.py --servers               # on a scratch PostgreSQL + mlflow server
+
+With --servers (Debian's postgresql needed) the DAG keeps its studies on a PostgreSQL server of
+its own and logs over HTTP to ``mlflow server`` (PostgreSQL backend store, proxied artifacts),
+both started on localhost and removed afterwards (tools/servers.py); ``check_served`` then
+checks what reached the server: no run left RUNNING, every artifact stored through it, each
+model's test accuracy on its run and its logged model, and the champion downloaded back
+through the server predicting raw text with ``imdb-predict``.
 
 Never writes to this workspace (only --reports, when given). Exits 1 with one line naming the
 stage or file when the run fails or an output is missing or does not parse.
@@ -174,6 +182,78 @@ def run_smoke(root: Path, workdir: Path, log, profile: str = "smoke",
     return result
 
 
+def check_served(workdir: Path, tracking_uri: str, artifacts: Path) -> list[str]:
+    """What a DAG run in ``workdir`` left on the tracking server at ``tracking_uri`` (artifact
+    destination ``artifacts``); one line per check that holds, PipelineError at the first that
+    does not."""
+    from mlflow.tracking import MlflowClient
+
+    from imdb_rnn.config.params import load_params
+
+    def require(holds: bool, what: str) -> None:
+        if not holds:
+            raise PipelineError(f"tracking server {tracking_uri}: {what}")
+
+    params = load_params(workdir / "params.yaml")
+    client = MlflowClient(tracking_uri)
+    experiments = {e.name: e.experiment_id for e in client.search_experiments()}
+    runs = client.search_runs(list(experiments.values()), max_results=5000)
+    running = [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    require(bool(runs), "no run was logged")
+    require(not running, f"runs left RUNNING: {', '.join(running)}")
+    local = [r.info.run_name for r in runs if not r.info.artifact_uri.startswith("mlflow-artifacts:")]
+    require(not local, f"runs whose artifacts bypass the server: {', '.join(local)}")
+    require(any(artifacts.rglob("MLmodel")), f"no model stored in {artifacts}")
+    finished = {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
+    for name in params.train.models:
+        accuracy = finished.get(name) and finished[name].data.metrics.get("test_accuracy")
+        require(accuracy is not None and 0.0 <= accuracy <= 1.0,
+                f"no FINISHED run {name!r} with test_accuracy")
+    logged = client.search_logged_models([experiments[params.mlflow.experiment]])
+    with_accuracy = {m.tags.get("model") for m in logged
+                     if any(x.key == "test_accuracy" for x in m.metrics or [])}
+    missing = sorted(set(params.train.models) - with_accuracy)
+    require(not missing, f"logged models without test_accuracy: {', '.join(missing)}")
+    # The champion downloads back through the server and predicts raw text.
+    uri = f"models:/{params.mlflow.registered_model}@{params.mlflow.champion_alias}"
+    env = {k: v for k, v in tool_env().items() if not k.startswith("MLFLOW_")}
+    out = subprocess.run([str(Path(sys.executable).parent / "imdb-predict"), uri,
+                          "A wonderful, moving film.", "Dull and far too long."],
+                         capture_output=True, text=True, cwd=workdir, timeout=300,
+                         env=env | {"MLFLOW_TRACKING_URI": tracking_uri})
+    last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
+    require(out.returncode == 0, f"imdb-predict {uri} failed: {last}")
+    require(len(out.stdout.strip().splitlines()) == 2, f"imdb-predict {uri}: {out.stdout!r}")
+    return [f"{len(runs)} runs in {len(experiments)} experiments, none RUNNING, artifacts "
+            "through the server", f"{len(params.train.models)} models with test_accuracy "
+            "(runs and logged models)", f"{uri} predicts through the server"]
+
+
+def run_served(root: Path, workdir: Path, log, profile: str = "smoke"
+               ) -> tuple[SmokeResult, list[str]]:
+    """``run_smoke`` on a scratch PostgreSQL server and a tracking server on it (both removed
+    afterwards), then ``check_served``."""
+    from servers import Postgres, TrackingServer, postgres_bin
+
+    if postgres_bin() is None:
+        raise PipelineError("--servers: PostgreSQL server not installed (Debian: apt-get "
+                            "install postgresql)")
+    postgres = Postgres.scratch()
+    try:
+        server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
+                                postgres.root / "mlflow.log")
+        server.start()
+        try:
+            servers = {"MLFLOW_TRACKING_URI": server.uri,
+                       "IMDB_TUNE_STORAGE": postgres.url("studies")}
+            result = run_smoke(root, workdir, log, profile, servers)
+            return result, check_served(workdir, server.uri, server.artifacts)
+        finally:
+            server.stop()
+    finally:
+        postgres.remove()
+
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -188,18 +268,28 @@ def main() -> None:
                         "(default: the scratch project's own mlflow.db)")
     parser.add_argument("--storage", help="keep the studies here, an Optuna storage URL such "
                         "as postgresql://... (default: the scratch project's journal file)")
+    parser.add_argument("--servers", action="store_true",
+                        help="start a scratch PostgreSQL server and an MLflow tracking server "
+                        "on it, run there and check what reached them")
     args = parser.parse_args()
+    if args.servers and (args.tracking_uri or args.storage):
+        parser.error("--servers starts its own servers: not with --tracking-uri or --storage")
     servers = {name: value for name, value in (("MLFLOW_TRACKING_URI", args.tracking_uri),
                                                ("IMDB_TUNE_STORAGE", args.storage)) if value}
     log = open(args.log, "w", encoding="utf-8") if args.log else sys.stdout
     with tempfile.TemporaryDirectory(prefix="imdb-smoke-") as scratch:
         workdir = args.keep.resolve() if args.keep else Path(scratch) / "project"
-        result = run_smoke(ROOT, workdir, log, args.profile, servers)
+        if args.servers:
+            result, served = run_served(ROOT, workdir, log, args.profile)
+        else:
+            result, served = run_smoke(ROOT, workdir, log, args.profile, servers), []
         if args.reports:
             shutil.copytree(workdir / "reports", args.reports, dirs_exist_ok=True)
     accuracies = ", ".join(f"{k} {v:.3f}" for k, v in sorted(result.test_accuracy.items()))
     print(f"smoke: profile {args.profile}, dvc repro {result.seconds:.0f} s, "
           f"{len(result.checked)} report files parse; test accuracy: {accuracies}")
+    for line in served:
+        print(f"smoke: served: {line}")
 
 
 if __name__ == "__main__":

@@ -4,28 +4,35 @@ Everything but ``train.seed`` stays as in the baseline (data split, vocabulary, 
 hyperparameters), so the spread of the test accuracies is the noise a single run carries. Each
 replicate trains and predicts through the same functions as the train and evaluate stages and
 is one MLflow run (experiment ``report.seed_experiment``); the models are not kept.
+
+Keras and MLflow are imported where a replicate is trained, not with this module: with no
+replicate seed (the smoke profile) the stage only writes the baseline's summary, in about a
+second instead of the ten it takes to import them.
 """
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
-from imdb_rnn.data import Sequences, load_sequences
-from imdb_rnn.evaluation import classification_metrics, tracked_metrics
 from imdb_rnn.io import read_json, write_json
-from imdb_rnn.modeling import TrainResult, predict_probabilities, recipe_for
-from imdb_rnn.pipeline.train import fit_section
-from imdb_rnn.tracking import models
-from imdb_rnn.tracking import runs as tracking
+
+if TYPE_CHECKING:
+    from imdb_rnn.data import Sequences
+    from imdb_rnn.modeling import TrainResult
 
 
 def fit_and_test(params: Params, section: ModelSection, data_dir: Path, test: Sequences, *,
                  seed: int, verbose: int | None = None) -> tuple[TrainResult, dict]:
     """Train ``section`` as the train stage does, with training seed ``seed``, and score it on
     ``test`` as the evaluate stage does; the fit and its test metrics."""
+    from imdb_rnn.evaluation import classification_metrics
+    from imdb_rnn.modeling import predict_probabilities, recipe_for
+    from imdb_rnn.pipeline.train import fit_section
+
     result, _ = fit_section(params, section, data_dir, seed=seed, verbose=verbose)
     probabilities = predict_probabilities(result.model, test, recipe_for(section).shape,
                                           params.evaluate.batch_size)
@@ -34,6 +41,11 @@ def fit_and_test(params: Params, section: ModelSection, data_dir: Path, test: Se
 
 def _replicate_one(params: Params, name: str, data_dir: Path, seed: int) -> dict:
     """One replicate (a worker process runs it): train with ``seed``, test, one MLflow run."""
+    from imdb_rnn.data import load_sequences
+    from imdb_rnn.evaluation import tracked_metrics
+    from imdb_rnn.tracking import models
+    from imdb_rnn.tracking import runs as tracking
+
     section = model_section(params, name)
     experiment = tracking.connect(params.mlflow, params.report.seed_experiment)
     test = load_sequences(data_dir / "test.npz")
