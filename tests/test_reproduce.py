@@ -83,6 +83,7 @@ def test_elman_xor_learns_all_four_cases():
     result = reproduce_xor([1], epochs=1000)
     run = result["variants"]["simple_rnn_2"]["runs"][0]
     assert run["accuracy"] == 1.0 and run["solved_at_epoch"] <= 1000
+    assert run["epochs"] == run["solved_at_epoch"]  # it stops once solved
 
 
 @pytest.fixture

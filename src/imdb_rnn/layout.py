@@ -1,4 +1,5 @@
-"""The layout of ``reports/`` and ``evaluation/``: the one place that knows where each file goes.
+"""The layout of ``reports/``, ``evaluation/`` and a model's folder: the one place that knows
+where each file goes.
 
 ``dvc.yaml`` declares the same paths (a test checks that they agree); stages take their own
 outputs from their command line, and readers of many models' files (report, seeds, the
@@ -15,6 +16,13 @@ HISTORY = "history.csv"
 TEST_METRICS = "metrics.json"
 ROC = "roc.csv"
 PREDICTIONS = "predictions.csv"
+
+# What a trained model's folder (models/NAME/) holds: here, not in imdb_rnn.modeling, so that
+# a stage that only reads run.json (register) does not import Keras with that package.
+MODEL_FILE = "model.keras"  # the Keras model (custom layers registered by modeling.registry)
+PREPROCESSING_FILE = "preprocessing.json"  # text standardisation and input shape settings
+RUN_FILE = "run.json"  # the MLflow run that trained it
+SUMMARY_FILE = "summary.txt"  # Keras' model summary
 
 
 def tuned_name(study: str) -> str:

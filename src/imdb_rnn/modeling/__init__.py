@@ -1,6 +1,6 @@
 """Models: the registry of builders, the input feed, the one fit path and the one predict path."""
 
-from imdb_rnn.modeling.artifacts import MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY_FILE
+from imdb_rnn.layout import MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY_FILE
 from imdb_rnn.modeling.fit import (Arrays, Recipe, Stopping, TrainResult, build, compile_model,
                                    fit, recipe_for)
 from imdb_rnn.modeling.inputs import InputShape, input_shape_for, make_dataset

@@ -19,7 +19,7 @@ from imdb_rnn.data.text import standardize
 from imdb_rnn.data.vectorize import VOCAB_FILE, Sequences, encode, load_vocabulary
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.io import read_json
-from imdb_rnn.modeling.artifacts import MODEL_FILE, PREPROCESSING_FILE
+from imdb_rnn.layout import MODEL_FILE, PREPROCESSING_FILE
 from imdb_rnn.modeling.inputs import InputShape, make_dataset
 from imdb_rnn.modeling.registry import load_model
 

@@ -17,8 +17,7 @@ import pandas as pd
 from imdb_rnn.config import Params
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.io import read_json
-from imdb_rnn.layout import Reports, tuned_name
-from imdb_rnn.modeling.artifacts import RUN_FILE
+from imdb_rnn.layout import RUN_FILE, Reports, tuned_name
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
 
