@@ -10,6 +10,7 @@ listen on 127.0.0.1 only and are stopped and removed by their owner.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -19,6 +20,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -113,6 +115,9 @@ class TrackingServer:
     def start(self, timeout: float = 120) -> None:
         mlflow = Path(sys.executable).parent / "mlflow"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        # MLflow 3's job runner (GenAI jobs: judges, trace roll-ups) is not used here; its eight
+        # processes (seven Huey consumers) poll the store and ignore SIGTERM.
+        env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
                 [str(mlflow), "server", "--backend-store-uri", self.backend,
@@ -133,27 +138,58 @@ class TrackingServer:
         raise RuntimeError(f"mlflow server did not answer in {timeout} s")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)  # the server and its workers
+        """SIGTERM to the server and its workers (its own process group), then SIGKILL to what
+        is left of the group: no process of the server outlives it."""
+        if self.process is None:
+            return
+        group = self.process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)
+        try:
             self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _group_alive(group):
+            time.sleep(0.2)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        self.process.wait()
         self.process = None
 
 
-def main() -> None:
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def scratch_servers() -> Iterator[tuple[Postgres, TrackingServer]]:
+    """A scratch PostgreSQL server and a tracking server on it (its database ``mlflow``,
+    artifacts and log in the PostgreSQL server's folder), started; both stopped and removed
+    afterwards."""
     postgres = Postgres.scratch()
     try:
         server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
                                 postgres.root / "mlflow.log")
         server.start()
         try:
-            print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
-            print(f"export MLFLOW_TRACKING_URI={server.uri}")
-            print("(Ctrl-C stops both servers and removes their data)", flush=True)
-            signal.sigwait({signal.SIGINT, signal.SIGTERM})
+            yield postgres, server
         finally:
             server.stop()
     finally:
         postgres.remove()
+
+
+def main() -> None:
+    with scratch_servers() as (postgres, server):
+        print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
+        print(f"export MLFLOW_TRACKING_URI={server.uri}")
+        print("(Ctrl-C stops both servers and removes their data)", flush=True)
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
 
 
 if __name__ == "__main__":

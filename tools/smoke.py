@@ -233,25 +233,15 @@ def run_served(root: Path, workdir: Path, log, profile: str = "smoke"
                ) -> tuple[SmokeResult, list[str]]:
     """``run_smoke`` on a scratch PostgreSQL server and a tracking server on it (both removed
     afterwards), then ``check_served``."""
-    from servers import Postgres, TrackingServer, postgres_bin
+    from servers import postgres_bin, scratch_servers
 
     if postgres_bin() is None:
         raise PipelineError("--servers: PostgreSQL server not installed (Debian: apt-get "
                             "install postgresql)")
-    postgres = Postgres.scratch()
-    try:
-        server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
-                                postgres.root / "mlflow.log")
-        server.start()
-        try:
-            servers = {"MLFLOW_TRACKING_URI": server.uri,
-                       "IMDB_TUNE_STORAGE": postgres.url("studies")}
-            result = run_smoke(root, workdir, log, profile, servers)
-            return result, check_served(workdir, server.uri, server.artifacts)
-        finally:
-            server.stop()
-    finally:
-        postgres.remove()
+    with scratch_servers() as (postgres, server):
+        servers = {"MLFLOW_TRACKING_URI": server.uri, "IMDB_TUNE_STORAGE": postgres.url("studies")}
+        result = run_smoke(root, workdir, log, profile, servers)
+        return result, check_served(workdir, server.uri, server.artifacts)
 
 
 ROOT = Path(__file__).resolve().parents[1]
