@@ -55,3 +55,25 @@ def test_good_report_files_pass(tmp_path):
     (tmp_path / "f.png").write_bytes(PNG_SIGNATURE + b"rest")
     for path in tmp_path.iterdir():
         check_report_file(path)
+
+
+def test_check_served_names_what_did_not_reach_the_server(tmp_path):
+    """An empty store, a run left RUNNING, a run whose artifacts are stored beside the server
+    instead of through it: each is named (sqlite store, local artifact folder)."""
+    from mlflow.tracking import MlflowClient
+
+    from smoke import check_served
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    with pytest.raises(PipelineError, match="no run was logged"):
+        check_served(tmp_path, uri, tmp_path / "artifacts")
+    experiment = client.create_experiment("imdb-baselines",
+                                          artifact_location=str(tmp_path / "artifacts"))
+    run = client.create_run(experiment, run_name="lstm")
+    with pytest.raises(PipelineError, match="runs left RUNNING: lstm$"):
+        check_served(tmp_path, uri, tmp_path / "artifacts")
+    client.set_terminated(run.info.run_id)
+    with pytest.raises(PipelineError, match=f"{uri}: runs whose artifacts bypass the server: lstm"):
+        check_served(tmp_path, uri, tmp_path / "artifacts")

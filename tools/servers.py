@@ -127,6 +127,7 @@ class TrackingServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                self.stop()  # what it started may still run in its process group
                 raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
             try:
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
@@ -152,8 +153,9 @@ class TrackingServer:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and _group_alive(group):
             time.sleep(0.2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(group, signal.SIGKILL)
+        if _group_alive(group):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
         self.process.wait()
         self.process = None
 
@@ -175,8 +177,8 @@ def scratch_servers() -> Iterator[tuple[Postgres, TrackingServer]]:
     try:
         server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
                                 postgres.root / "mlflow.log")
-        server.start()
         try:
+            server.start()
             yield postgres, server
         finally:
             server.stop()
@@ -185,13 +187,20 @@ def scratch_servers() -> Iterator[tuple[Postgres, TrackingServer]]:
 
 
 def main() -> None:
-    with scratch_servers() as (postgres, server):
-        print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
-        print(f"export MLFLOW_TRACKING_URI={server.uri}")
-        print("(Ctrl-C stops both servers and removes their data)", flush=True)
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    # SIGTERM as Ctrl-C: both leave the with block, which stops and removes the servers. (Not
+    # a blocked signal mask with sigwait: the servers would inherit the mask and ignore SIGTERM.)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    try:
+        with scratch_servers() as (postgres, server):
+            print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
+            print(f"export MLFLOW_TRACKING_URI={server.uri}")
+            print("(Ctrl-C stops both servers and removes their data)", flush=True)
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
 
 
 if __name__ == "__main__":
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     main()

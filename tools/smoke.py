@@ -25,6 +25,7 @@ stage or file when the run fails or an output is missing or does not parse.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -204,12 +205,16 @@ def check_served(workdir: Path, tracking_uri: str, artifacts: Path) -> list[str]
     local = [r.info.run_name for r in runs if not r.info.artifact_uri.startswith("mlflow-artifacts:")]
     require(not local, f"runs whose artifacts bypass the server: {', '.join(local)}")
     require(any(artifacts.rglob("MLmodel")), f"no model stored in {artifacts}")
-    finished = {r.info.run_name: r for r in runs if r.info.status == "FINISHED"}
+    finished: dict = {}
+    for r in runs:  # newest first: each name's latest FINISHED run
+        if r.info.status == "FINISHED":
+            finished.setdefault(r.info.run_name, r)
     for name in params.train.models:
         accuracy = finished.get(name) and finished[name].data.metrics.get("test_accuracy")
         require(accuracy is not None and 0.0 <= accuracy <= 1.0,
                 f"no FINISHED run {name!r} with test_accuracy")
-    logged = client.search_logged_models([experiments[params.mlflow.experiment]])
+    logged = client.search_logged_models([experiments[params.mlflow.experiment]],
+                                         max_results=1000)
     with_accuracy = {m.tags.get("model") for m in logged
                      if any(x.key == "test_accuracy" for x in m.metrics or [])}
     missing = sorted(set(params.train.models) - with_accuracy)
@@ -217,15 +222,18 @@ def check_served(workdir: Path, tracking_uri: str, artifacts: Path) -> list[str]
     # The champion downloads back through the server and predicts raw text.
     uri = f"models:/{params.mlflow.registered_model}@{params.mlflow.champion_alias}"
     env = {k: v for k, v in tool_env().items() if not k.startswith("MLFLOW_")}
-    out = subprocess.run([str(Path(sys.executable).parent / "imdb-predict"), uri,
-                          "A wonderful, moving film.", "Dull and far too long."],
-                         capture_output=True, text=True, cwd=workdir, timeout=300,
-                         env=env | {"MLFLOW_TRACKING_URI": tracking_uri})
+    try:
+        out = subprocess.run([str(Path(sys.executable).parent / "imdb-predict"), uri,
+                              "A wonderful, moving film.", "Dull and far too long."],
+                             capture_output=True, text=True, cwd=workdir, timeout=300,
+                             env=env | {"MLFLOW_TRACKING_URI": tracking_uri})
+    except subprocess.TimeoutExpired:
+        raise PipelineError(f"imdb-predict {uri}: no answer in 300 s") from None
     last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
     require(out.returncode == 0, f"imdb-predict {uri} failed: {last}")
     require(len(out.stdout.strip().splitlines()) == 2, f"imdb-predict {uri}: {out.stdout!r}")
     return [f"{len(runs)} runs in {len(experiments)} experiments, none RUNNING, artifacts "
-            "through the server", f"{len(params.train.models)} models with test_accuracy "
+            "through the server", f"{len(params.train.models)} model(s) with test_accuracy "
             "(runs and logged models)", f"{uri} predicts through the server"]
 
 
@@ -238,10 +246,25 @@ def run_served(root: Path, workdir: Path, log, profile: str = "smoke"
     if postgres_bin() is None:
         raise PipelineError("--servers: PostgreSQL server not installed (Debian: apt-get "
                             "install postgresql)")
-    with scratch_servers() as (postgres, server):
-        servers = {"MLFLOW_TRACKING_URI": server.uri, "IMDB_TUNE_STORAGE": postgres.url("studies")}
+    import psycopg2
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.ExitStack() as stack:
+        try:
+            postgres, server = stack.enter_context(scratch_servers())
+            studies = postgres.url("studies")
+        except (RuntimeError, OSError, LookupError, subprocess.SubprocessError,
+                psycopg2.Error) as error:  # initdb, pg_ctl, the database or mlflow server
+            detail = getattr(error, "stderr", None) or str(error)
+            last = (detail.strip().splitlines() or [type(error).__name__])[-1][:200]
+            raise PipelineError(f"--servers: the scratch servers did not start: {last}") from None
+        servers = {"MLFLOW_TRACKING_URI": server.uri, "IMDB_TUNE_STORAGE": studies}
         result = run_smoke(root, workdir, log, profile, servers)
-        return result, check_served(workdir, server.uri, server.artifacts)
+        try:
+            return result, check_served(workdir, server.uri, server.artifacts)
+        except MlflowException as error:
+            first = str(error).strip().splitlines()[0][:200]
+            raise PipelineError(f"tracking server {server.uri}: {first}") from None
 
 
 ROOT = Path(__file__).resolve().parents[1]
