@@ -221,12 +221,11 @@ def check_served(workdir: Path, tracking_uri: str, artifacts: Path) -> list[str]
     require(not missing, f"logged models without test_accuracy: {', '.join(missing)}")
     # The champion downloads back through the server and predicts raw text.
     uri = f"models:/{params.mlflow.registered_model}@{params.mlflow.champion_alias}"
-    env = {k: v for k, v in tool_env().items() if not k.startswith("MLFLOW_")}
     try:
         out = subprocess.run([str(Path(sys.executable).parent / "imdb-predict"), uri,
                               "A wonderful, moving film.", "Dull and far too long."],
                              capture_output=True, text=True, cwd=workdir, timeout=300,
-                             env=env | {"MLFLOW_TRACKING_URI": tracking_uri})
+                             env=tool_env({"MLFLOW_TRACKING_URI": tracking_uri}))
     except subprocess.TimeoutExpired:
         raise PipelineError(f"imdb-predict {uri}: no answer in 300 s") from None
     last = (out.stderr.strip().splitlines() or ["(no output)"])[-1]
