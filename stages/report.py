@@ -10,7 +10,8 @@ from imdb_rnn.io import move_into_place, temporary_directory
 
 # What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
 OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
-           "significance.csv": "significance", "index.html": "html", FIGURES: "figures"}
+           "significance.csv": "significance", "tuning.csv": "tuning", "index.html": "html",
+           FIGURES: "figures"}
 
 
 def main() -> None:
@@ -21,6 +22,8 @@ def main() -> None:
     parser.add_argument("--leaderboard-md", type=Path, required=True)
     parser.add_argument("--leaderboard-csv", type=Path, required=True)
     parser.add_argument("--significance", type=Path, required=True, help="McNemar, every pair")
+    parser.add_argument("--tuning", type=Path, required=True,
+                        help="baseline against tuned model per study, McNemar verdict")
     parser.add_argument("--html", type=Path, required=True, help="the whole report, one page")
     parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
     args = parser.parse_args()

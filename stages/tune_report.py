@@ -1,4 +1,4 @@
-"""DVC stage `tune_report`: random against Bayesian search for every tuned model, side by side."""
+"""DVC stage `tune_report`: the search of every model, baseline against best trial, side by side."""
 
 import argparse
 from pathlib import Path
@@ -25,7 +25,9 @@ def main() -> None:
     table, curves = compare(studies)
     with atomic_paths(args.markdown, args.json, args.progress, args.figure) as (md, js, csv, png):
         write_text(md, markdown(table))
-        write_json(js, {"studies": table.to_dict(orient="records")})
+        # None, not NaN, where a study lacks a value (NaN is not JSON)
+        rows = table.astype(object).where(table.notna(), None).to_dict(orient="records")
+        write_json(js, {"studies": rows})
         curves.to_csv(csv, index=False, float_format="%.5f")
         figure = progress_figure(curves)
         figure.savefig(png, dpi=110, format="png")

@@ -47,6 +47,7 @@ KILLS = [
     ("tune (trial)", "tune", "trial", 0.5),
     ("tune (retrain)", "tune", "retrain", 0.5),
     ("tune_report", "tune_report", "start", 1.5),
+    ("samplers", "samplers", "run", 2.0),
     ("report", "report", "start", 2.5),
 ]
 TIMEOUT = 300  # seconds for one `dvc repro`
@@ -66,6 +67,7 @@ def tiny_params(archive: Path) -> dict:
     tune.update(n_trials=2, epochs=1, subsample=None, n_startup_trials=1,
                 space={"cnn": tune["space"]["cnn"]},
                 studies={STUDY: {"model": "cnn", "sampler": "random"}})
+    params["samplers"].update(model="cnn", repeats=2, n_trials=2, subsample=None, epochs=1)
     params["report"].update(seeds=[5], bootstrap_resamples=200)
     return {"profile": "full", "profiles": {"smoke": {}}, **params}
 

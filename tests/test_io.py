@@ -57,3 +57,15 @@ def test_read_json_errors_are_one_line(tmp_path):
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(PipelineError, match="bad.json: run file is not valid JSON"):
         read_json(tmp_path / "bad.json", "run file")
+
+
+def test_json_never_holds_nan(tmp_path):
+    import json
+    import math
+
+    import numpy as np
+
+    path = tmp_path / "x.json"
+    write_json(path, {"a": math.nan, "b": [1.0, np.float64("inf")], "c": {"d": 0.5, "e": None}})
+    assert json.loads(path.read_text(), parse_constant=lambda c: pytest.fail(c)) == {
+        "a": None, "b": [1.0, None], "c": {"d": 0.5, "e": None}}

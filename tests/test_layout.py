@@ -30,12 +30,13 @@ def test_the_layout_is_what_dvc_yaml_declares():
     assert {str(layout.test_metrics("lstm")), str(layout.roc("lstm")),
             str(layout.predictions("lstm"))} <= evaluate
     assert str(layout.seeds("lstm")) in declared("seeds", "lstm")
-    tune, model = declared("tune", "lstm_tpe"), tuned_name("lstm_tpe")
-    assert {str(layout.study_best("lstm_tpe")), str(layout.study_trials("lstm_tpe")),
+    tune, model = declared("tune", "lstm"), tuned_name("lstm")
+    assert {str(layout.study_best("lstm")), str(layout.study_trials("lstm")),
             str(layout.train_summary(model)), str(layout.history(model)),
             str(layout.test_metrics(model)), str(layout.roc(model)),
             str(layout.predictions(model))} <= tune
     assert str(layout.search_comparison) in declared("tune_report", "")
+    assert str(layout.samplers_comparison) in declared("samplers", "")
     assert str(layout.data_report) in declared("preprocess", "")
 
 

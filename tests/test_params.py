@@ -97,7 +97,7 @@ def _models(raw: dict, profile: str | None = None) -> dict:
     (lambda r: r["preprocess"].update(punctuation="strp"),
      "preprocess.punctuation: Input should be 'keep', 'strip' or 'split' (got 'strp') "
      "(did you mean 'strip'?)"),
-    (lambda r: r["tune"]["studies"]["lstm_tpe"].update(sampler="tpee"),
+    (lambda r: r["tune"]["studies"]["lstm"].update(sampler="tpee"),
      "(did you mean 'tpe'?)"),
     (lambda r: r["tune"]["space"]["lstm"]["units"].update(lo=1),
      "tune.space.lstm.units.lo: unknown key (did you mean 'low'?)"),

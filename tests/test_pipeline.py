@@ -75,7 +75,11 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["report"].update(seeds=[5], bootstrap_resamples=200)
     # Two small studies (random and TPE) of the tiny LSTM; studies stored in the project.
     params["tune"].update(n_trials=3, epochs=2, subsample=None, n_startup_trials=1,
-                          space={"lstm": TINY_SPACE})
+                          space={"lstm": TINY_SPACE},
+                          studies={"lstm_random": {"model": "lstm", "sampler": "random"},
+                                   "lstm_tpe": {"model": "lstm", "sampler": "tpe"}})
+    # The sampler verdict on the tiny LSTM: two studies per sampler of two one-epoch trials.
+    params["samplers"].update(model="lstm", repeats=2, n_trials=2, subsample=None, epochs=1)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["dvc", "init", "-q"], root)

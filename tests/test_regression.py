@@ -38,6 +38,20 @@ def test_a_missing_model_fails_and_equal_runs_pass():
     assert same.passed and "**Gate: passed**" in markdown(same, "x", 0.01)
 
 
+def test_a_model_the_params_no_longer_define_is_removed_not_missing():
+    """A renamed study: its old tuned model is gone on purpose; a defined one must still be
+    there."""
+    result = compare({"lstm": 0.88, "tuned_lstm_random": 0.86, "gru": 0.87},
+                     {"lstm": 0.88, "tuned_lstm": 0.885}, 0.01,
+                     defined={"lstm", "gru", "tuned_lstm"})
+    statuses = {r["model"]: r["status"] for r in result.rows}
+    assert statuses == {"lstm": "ok", "tuned_lstm_random": "removed", "gru": "missing",
+                        "tuned_lstm": "new"}
+    assert result.failed == ["gru: evaluated in the previous run, missing now"]
+    assert "| tuned_lstm_random | 86.00% | - | - | removed from params.yaml |" in markdown(
+        result, "x", 0.01)
+
+
 def test_not_a_reports_folder_is_one_line(tmp_path):
     with pytest.raises(PipelineError, match="no evaluate folder"):
         accuracies_of(tmp_path)

@@ -17,7 +17,8 @@ from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation.metrics import classification_metrics, roc_points
 from imdb_rnn.config.params import parse_params
 from imdb_rnn.evaluation.leaderboard import (ModelResult, bootstrap_ci, build_report, check_same_reviews,
-                             expected_max, in_words, mcnemar_tests)
+                             expected_max, in_words, mcnemar_tests, tuning_markdown,
+                             tuning_verdicts)
 
 
 def result(name: str, correct: np.ndarray, reviews: list[str] | None = None) -> ModelResult:
@@ -101,6 +102,7 @@ def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
     params["train"]["models"] = {"lstm": section, "cnn": copy.deepcopy(params["train"]["models"]["cnn"])}
     params["tune"]["space"] = {"lstm": params["tune"]["space"]["lstm"]}
     params["tune"]["studies"] = {"lstm_tpe": {"model": "lstm", "sampler": "tpe"}}
+    params["samplers"]["model"] = "lstm"
     params["report"]["bootstrap_resamples"] = 200
     parsed = parse_params(params)
     rng = np.random.default_rng(0)
@@ -134,3 +136,31 @@ def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     assert len(pd.read_csv(out / "significance.csv")) == 10  # 5 models, every pair
+    tuning = pd.read_csv(out / "tuning.csv")
+    assert list(tuning["study"]) == ["lstm_tpe"] and tuning["verdict"].iloc[0] in (
+        "tuning helped", "tuning hurt", "no real difference")
+    assert "## Did tuning pay?" in text and "| lstm | " in text.split("## Did tuning pay?")[1]
+
+
+def _tests_of(baseline_right: np.ndarray, tuned_right: np.ndarray) -> pd.DataFrame:
+    return mcnemar_tests([result("lstm", baseline_right), result("tuned_lstm", tuned_right)])
+
+
+@pytest.mark.parametrize(("baseline_right", "tuned_right", "best_is_baseline", "words"), [
+    (300, 360, False, "tuning helped"),
+    (360, 300, False, "tuning hurt"),
+    (330, 333, False, "no real difference"),
+    (330, 330, True, "no trial beat the baseline on validation: tuned = baseline"),
+])
+def test_tuning_is_judged_on_the_test_pair_in_words(baseline_right, tuned_right,
+                                                    best_is_baseline, words):
+    n = 400
+    base = np.arange(n) < baseline_right
+    tuned = np.arange(n)[::-1] < tuned_right  # the errors fall on other reviews
+    best = {"baseline_val_accuracy": 0.85, "best_val_accuracy": 0.87,
+            "best_is_baseline": best_is_baseline, "trials_complete": 6, "trials_pruned": 2}
+    table = tuning_verdicts(_tests_of(base, tuned), {"lstm": ("lstm", best)})
+    (row,) = table.itertuples()
+    assert row.verdict == words and row.trials == 8
+    assert (row.baseline_test, row.tuned_test) == (baseline_right / n, tuned_right / n)
+    assert "| lstm | 8 (2) | 85.00% | 87.00% |" in "\n".join(tuning_markdown(table))

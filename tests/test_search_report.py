@@ -1,4 +1,4 @@
-"""Random against Bayesian search: time to near-best, pruning savings, the written comparison."""
+"""The search per model: baseline against best trial, time to near-best, pruning savings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from imdb_rnn.search.comparison import compare, load_study, markdown
 
 
 def study(sampler: str, values: list[float | None], model: str = "lstm") -> tuple[dict, pd.DataFrame]:
-    """Trials in order; None is a pruned trial. Every trial took 10 s."""
+    """Trials in order; None is a pruned trial; trial 0 is the baseline. Every trial took 10 s."""
     best, rows = None, []
     for i, value in enumerate(values):
         if value is not None:
@@ -19,7 +19,8 @@ def study(sampler: str, values: list[float | None], model: str = "lstm") -> tupl
                      "value": value, "best_so_far": best, "elapsed_seconds": 10.0 * (i + 1)})
     summary = {"model": model, "sampler": sampler, "best_val_accuracy": best,
                "test_accuracy": best - 0.01, "trial_seconds": 10.0 * len(values),
-               "epochs_run": 10, "epochs_budget": 12, "epochs_saved_by_pruning": 2}
+               "epochs_run": 10, "epochs_budget": 12, "epochs_saved_by_pruning": 2,
+               "baseline_val_accuracy": values[0], "best_is_baseline": best == values[0]}
     return summary, pd.DataFrame(rows)
 
 
@@ -37,7 +38,7 @@ def test_near_best_is_measured_against_the_best_of_either_sampler():
     assert len(curves) == 8
     text = markdown(table)
     assert "lstm: tpe came within 0.5 points of the best first (trial 2, 20 s of training)" in text
-    assert "| lstm | random | 4 (1) | 0.8710 |" in text
+    assert "| lstm | random | 4 (1) | 0.8000 | 0.8710 | +7.10 pts |" in text
 
 
 def test_a_tie_is_called_a_tie():
@@ -48,7 +49,13 @@ def test_a_tie_is_called_a_tie():
 
 def test_a_sampler_that_never_gets_near_says_never():
     table, _ = compare({"a": study("random", [0.70, 0.71]), "b": study("tpe", [0.80])})
-    assert "| lstm | random | 2 (0) | 0.7100 | 0.7000 | never |" in markdown(table)
+    assert "| lstm | random | 2 (0) | 0.7000 | 0.7100 | +1.00 pts | 0.7000 | never |" \
+        in markdown(table)
+
+
+def test_a_study_whose_best_is_its_baseline_says_so():
+    table, _ = compare({"gru": study("tpe", [0.88, 0.86, None], model="gru")})
+    assert "| gru | tpe | 3 (1) | 0.8800 | 0.8800 | the baseline |" in markdown(table)
 
 
 def test_a_missing_study_is_one_line(tmp_path):

@@ -39,8 +39,7 @@ def load_study(project: Path, storage: str) -> optuna.Study:
     from imdb_rnn.config.params import load_params
 
     params = load_params(project / "params.yaml")
-    spec = params.tune.studies["ff_tpe"]
-    name = tuning.study_name("ff_tpe", spec, params.tune, params.train.models[spec.model])
+    name = tuning.study_name("ff_tpe", params)
     return optuna.load_study(study_name=name, storage=tuning.open_storage(storage))
 
 

@@ -49,6 +49,7 @@ def tiny_params(tmp_path: Path, n_trials: int = 4, **tune: object) -> dict:
                           studies={"ff_random": {"model": "ff", "sampler": "random"},
                                    "ff_tpe": {"model": "ff", "sampler": "tpe"}})
     params["tune"].update(tune)
+    params["samplers"].update(model="ff", repeats=2, n_trials=2, subsample=None, epochs=1)
     # One process per stage (parallel workers are tested on their own; a spawned helper's
     # start-up would dominate these tiny studies).
     params["compute"] = {"workers": 1, "threads": 1}
@@ -80,17 +81,97 @@ def test_trial_values_are_typed_like_the_section_and_rebuild_it(tmp_path):
                                            *FeedforwardParams.OPTIMIZER_KEYS}
 
 
-def test_study_name_follows_the_space_but_not_the_budget(tmp_path):
+def test_study_name_follows_the_space_and_training_seed_but_not_the_budget(tmp_path):
     params = parse_params(tiny_params(tmp_path))
-    base, spec = params.train.models["ff"], params.tune.studies["ff_tpe"]
-    name = tuning.study_name("ff_tpe", spec, params.tune, base)
+    name = tuning.study_name("ff_tpe", params)
     more = parse_params(tiny_params(tmp_path, n_trials=40, timeout=60.0))
-    assert tuning.study_name("ff_tpe", spec, more.tune, base) == name
+    assert tuning.study_name("ff_tpe", more) == name
     narrower = tiny_params(tmp_path)
     narrower["tune"]["space"]["ff"]["dropout"] = {"low": 0.0, "high": 0.2}
-    changed = parse_params(narrower)
-    assert tuning.study_name("ff_tpe", spec, changed.tune, base) != name
+    assert tuning.study_name("ff_tpe", parse_params(narrower)) != name
+    # Trials train with train.seed: another seed is another study, not the old one resumed.
+    reseeded = tiny_params(tmp_path)
+    reseeded["train"]["seed"] = 7
+    assert tuning.study_name("ff_tpe", parse_params(reseeded)) != name
     assert name.startswith("ff_tpe-")
+
+
+def test_every_study_starts_from_its_baseline_never_queued_twice(tmp_path):
+    params = parse_params(tiny_params(tmp_path))
+    base, space = params.train.models["ff"], params.tune.space["ff"]
+    storage = tuning.open_storage(f"journal:{tmp_path}/j.log")
+
+    def study():
+        return tuning.open_study("s", storage, "tpe", params.tune, seed=1, max_epochs=2)
+
+    assert tuning.enqueue_baseline(study(), space, base)
+    assert not tuning.enqueue_baseline(study(), space, base)  # a rerun: already there
+    tuning.run_trials(study(), lambda t: sum(tuning.suggest(t, space, base).values()) % 1,
+                      n_trials=3, timeout=None)
+    first, *rest = sorted(study().trials, key=lambda t: t.number)
+    assert tuning.is_baseline(first) and not any(tuning.is_baseline(t) for t in rest)
+    assert first.params == {"maxlen": 30, "units": 4, "dropout": 0.1, "embedding_dim": 8,
+                            "learning_rate": 0.01}
+    assert tuning.with_values(base, first.params) == base  # the baseline, exactly
+    assert tuning.baseline_trial(study()).number == first.number
+    assert len(study().trials) == 3
+
+
+def test_a_study_without_a_live_baseline_gets_it_queued_again(tmp_path):
+    """A study whose baseline failed (or that a worker began, or that predates baselines)."""
+    params = parse_params(tiny_params(tmp_path))
+    base, space = params.train.models["ff"], params.tune.space["ff"]
+    study = tuning.open_study("s", tuning.open_storage(f"journal:{tmp_path}/j.log"), "random",
+                              params.tune, seed=1, max_epochs=2)
+    study.optimize(lambda t: sum(tuning.suggest(t, space, base).values()) % 1, n_trials=2)
+    assert tuning.enqueue_baseline(study, space, base)  # trials, but no baseline among them
+    failed = study.ask()
+    assert tuning.is_baseline(failed)
+    study.tell(failed, state=TrialState.FAIL)
+    assert tuning.enqueue_baseline(study, space, base)  # a failed baseline is queued again
+    assert not tuning.enqueue_baseline(study, space, base)
+    retry = study.ask()
+    assert tuning.suggest(retry, space, base) == tuning.baseline_values(space, base)
+    study.tell(retry, 0.5)
+    assert tuning.baseline_trial(study).number == retry.number
+
+
+def test_pretrained_vectors_fix_the_embedding_dim_learned_ones_search_it(tmp_path):
+    raw = tiny_params(tmp_path)
+    raw["train"]["models"]["ff"].update(embedding_file="vectors.txt")
+    raw["tune"]["space"]["ff"]["embedding_file"] = {"choices": ["vectors.txt", None]}
+    params = parse_params(raw)
+    base, space = params.train.models["ff"], params.tune.space["ff"]
+    assert "embedding_dim" not in tuning.baseline_values(space, base)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        values = tuning.suggest(study.ask(), space, base)
+        seen.add(values["embedding_file"])
+        # A learned embedding draws its dimension; pretrained vectors keep the base's.
+        assert ("embedding_dim" in values) == (values["embedding_file"] is None)
+    assert seen == {"vectors.txt", None}
+    # Without a learned choice, embedding_dim cannot be searched.
+    del raw["tune"]["space"]["ff"]["embedding_file"]
+    with pytest.raises(PipelineError, match="tune.space.ff.embedding_dim: train.models.ff uses "
+                                            "pretrained vectors"):
+        parse_params(raw)
+
+
+def test_two_studies_of_one_model_draw_their_own_configurations():
+    """Sampler seeds come from (tune.seed, study name): a random and a TPE study of one model
+    share no startup trial (they used to share every one of them)."""
+    space = {"x": {"low": 0.0, "high": 1.0}}
+
+    def draws(name: str, kind: str) -> list[float]:
+        study = optuna.create_study(sampler=tuning.make_sampler(
+            kind, tuning.study_seed(1234, name), 4))
+        study.optimize(lambda t: t.suggest_float("x", **space["x"]), n_trials=4)
+        return [t.params["x"] for t in study.trials]
+
+    assert not set(draws("lstm_random", "random")) & set(draws("lstm_tpe", "tpe"))
+    assert draws("lstm_tpe", "tpe") == draws("lstm_tpe", "tpe")  # repeatable
+    assert tuning.study_seed(1234, "a") != tuning.study_seed(1234, "b")
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -103,6 +184,16 @@ def test_study_name_follows_the_space_but_not_the_budget(tmp_path):
     (lambda t: t.update(sampler="grid"), "tune.sampler: unknown key"),
     (lambda t: t["studies"]["ff_tpe"].update(sampler="grid"),
      "tune.studies.ff_tpe.sampler: Input should be 'random', 'tpe' or 'gp'"),
+    (lambda t: t["space"]["ff"].update(units={"low": 8, "high": 16}),
+     "tune.space.ff.units: the baseline's value 4 (train.models.ff.units) is not in the space"),
+    (lambda t: t["space"]["ff"].update(maxlen={"low": 5, "high": 45, "step": 20}),
+     "tune.space.ff.maxlen: the baseline's value 30 (train.models.ff.maxlen) is not in the space"),
+    (lambda t: t["space"]["ff"].update(embedding_dim={"choices": [4, 16]}),
+     "tune.space.ff.embedding_dim: the baseline's value 8"),
+    # ff learns 8-d embeddings; the tiny project's word vectors (embed.dim) are not 8-d.
+    (lambda t: t["space"]["ff"].update(embedding_file={"choices": [None, "v.txt"]}),
+     "tune.space.ff.embedding_file: a trial that takes word vectors keeps the baseline's "
+     "embedding_dim (8), which must then be the vectors' embed.dim (64)"),
 ])
 def test_bad_search_params_stop_with_one_line_naming_the_key(tmp_path, edit, message):
     params = tiny_params(tmp_path)
@@ -235,6 +326,21 @@ def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
     assert tuning.recover_dead_trials(study) == []  # nothing twice
 
 
+def test_a_dead_baseline_trial_is_retried_as_the_baseline(tmp_path):
+    import socket
+
+    study = _journal_study(tmp_path)
+    study.enqueue_trial({"x": 0.25}, user_attrs={tuning.BASELINE_ATTR: True})
+    dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert tuning.is_baseline(dead) and dead.params == {"x": 0.25}
+    dead.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
+    assert tuning.recover_dead_trials(study) == [dead.number]
+    retry = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    assert tuning.is_baseline(retry) and retry.params == {"x": 0.25}
+    study.tell(retry, 0.5)
+    assert tuning.baseline_trial(study).number == retry.number
+
+
 def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_path,
                                                                            monkeypatch):
     """A worker killed between creating the trial's MLflow run and recording its id."""
@@ -342,8 +448,7 @@ def finish(process: subprocess.Popen) -> str:
 
 def study_of(project: Path, name: str) -> optuna.Study:
     params = load_params(project / "params.yaml")
-    spec = params.tune.studies[name]
-    full = tuning.study_name(name, spec, params.tune, params.train.models[spec.model])
+    full = tuning.study_name(name, params)
     return optuna.load_study(study_name=full,
                              storage=tuning.open_storage(tuning.storage_url(params.tune)))
 
@@ -452,6 +557,42 @@ def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
     assert parent.data.tags["best_run_id"] == children[best["best_trial"]].info.run_id
     (retrained,) = [r for r in runs if r.data.tags.get("run_kind") == "retrained_best"]
     assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_raising_n_trials_continues_the_study_and_its_parent_run(tmp_path):
+    """The rerun after n_trials is raised runs only the new trials, on the same study and
+    parent run, whose best params may change (they are tags: MLflow refuses to change a
+    logged param), and never repeats a configuration."""
+    project = make_project(tmp_path, n_trials=2)
+    finish(stage(project, "--study", "ff_random", *outputs("ff_random")))
+    first = json.loads((project / "reports/tune/ff_random/best.json").read_text())
+    # A trial better than any so far (as another worker might have finished), so that the
+    # rerun's best params differ from those the first run logged.
+    study = study_of(project, "ff_random")
+    template = study.trials[-1]
+    better = dict(template.params, dropout=0.4321)
+    study.add_trial(optuna.trial.create_trial(params=better, distributions=template.distributions,
+                                              value=1.0))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tune"]["n_trials"] = 5
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    finish(stage(project, "--study", "ff_random", *outputs("ff_random")))
+    best = json.loads((project / "reports/tune/ff_random/best.json").read_text())
+    assert best["study"] == first["study"] and best["best_params"] == better
+    assert first["best_params"] != better
+    trials = [t for t in study_of(project, "ff_random").get_trials()
+              if t.state in tuning.FINISHED]
+    assert len(trials) == 5 and len({tuple(sorted(t.params.items())) for t in trials}) == 5
+    assert sum(tuning.is_baseline(t) for t in trials) == 1 and tuning.is_baseline(trials[0])
+    assert best["baseline_trial"] == 0 and best["best_val_accuracy"] >= best[
+        "baseline_val_accuracy"]
+    runs = mlflow_runs(project)
+    (parent,) = [r for r in runs if r.data.tags.get("run_kind") == "study"]
+    assert parent.info.status == "FINISHED"
+    assert {k: parent.data.tags[f"best_{k}"] for k in best["best_params"]} == {
+        k: str(v) for k, v in best["best_params"].items()}
+    assert not [r for r in runs if r.info.status == "RUNNING"]
 
 
 def test_the_parent_run_says_resumed_only_after_an_earlier_stage_run_ended(tmp_path,

@@ -179,6 +179,7 @@ def tiny_project_params(proj: Path) -> Params:
                           subsample=None, n_startup_trials=1,
                           space={"ff": copy.deepcopy(FF_SPACE)},
                           studies={"ff_random": {"model": "ff", "sampler": "random"}})
+    params["samplers"].update(model="ff", repeats=2, n_trials=2, subsample=None, epochs=1)
     params["report"]["seeds"] = []
     params["compute"] = {"workers": 1, "threads": 1}
     return params

@@ -223,7 +223,8 @@ def pruning_comparison(params: Params, study: str, data_dir: Path, n_trials: int
             out[pruner] = {
                 "trials": len(trials), "pruned": sum(t.state.name == "PRUNED" for t in trials),
                 "epochs_run": sum(int(t.user_attrs.get("epochs_run", 0)) for t in trials),
-                "epochs_budget": len(trials) * tune.epochs,
+                "epochs_budget": len(trials) * tune.trial_epochs(
+                    params.train.models[tune.studies[study].model]),
                 "seconds": round(loop.seconds, 1),
                 "best_val_accuracy": max((t.value for t in complete), default=None)}
     return out
@@ -317,7 +318,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=Path("data/vectorized"))
     parser.add_argument("--models", nargs="+", help="keys of train.models (default: all)")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--study", default="lstm_tpe", help="tune.studies key for pruning")
+    parser.add_argument("--study", default="lstm", help="tune.studies key for pruning")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=1,
                         help="comparisons per family; the table shows the median speed-up")

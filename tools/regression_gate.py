@@ -24,6 +24,7 @@ from pathlib import Path
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config import load_params
 from imdb_rnn.errors import PipelineError
+from imdb_rnn.evaluation.leaderboard import models_of
 from imdb_rnn.io import read_json
 from imdb_rnn.layout import Reports
 
@@ -50,12 +51,18 @@ class Comparison:
         return not self.failed
 
 
-def compare(previous: dict[str, float], current: dict[str, float], threshold: float) -> Comparison:
+def compare(previous: dict[str, float], current: dict[str, float], threshold: float,
+            defined: set[str] | None = None) -> Comparison:
+    """Every model of either run. ``defined``: the models the current params define; one of the
+    previous run that they no longer define was removed on purpose (say, a study renamed), not
+    lost, and does not fail the gate."""
     rows, failed = [], []
     for name in sorted(previous.keys() | current.keys()):
         before, now = previous.get(name), current.get(name)
         delta = None if before is None or now is None else now - before
-        if now is None:
+        if now is None and defined is not None and name not in defined:
+            status = "removed"
+        elif now is None:
             status = "missing"
             failed.append(f"{name}: evaluated in the previous run, missing now")
         elif before is None:
@@ -81,6 +88,7 @@ def markdown(comparison: Comparison, previous_label: str, threshold: float) -> s
     for r in comparison.rows:
         change = f"{r['delta'] * 100:+.2f} pts" if r["delta"] is not None else "-"
         mark = {"ok": "ok", "new": "new", "missing": "**missing**",
+                "removed": "removed from params.yaml",
                 "regression": "**regression**"}[r["status"]]
         lines.append(f"| {r['model']} | {pct(r['previous'])} | {pct(r['current'])} | {change} | "
                      f"{mark} |")
@@ -118,14 +126,15 @@ def main() -> None:
                         help="largest allowed drop in test accuracy (default: ci.max_accuracy_drop)")
     parser.add_argument("--summary", type=Path, help="append the Markdown table to this file")
     args = parser.parse_args()
-    threshold = (args.threshold if args.threshold is not None
-                 else load_params(args.params, args.profile).ci.max_accuracy_drop)
+    params = load_params(args.params, args.profile)
+    threshold = args.threshold if args.threshold is not None else params.ci.max_accuracy_drop
+    defined = {name for name, _, _ in models_of(params)}
     with tempfile.TemporaryDirectory() as tmp:
         previous_dir = (committed_reports(args.previous_rev, Path(tmp)) if args.previous_rev
                         else args.previous)
         label = f"commit {args.previous_rev}" if args.previous_rev else str(args.previous)
         comparison = compare(accuracies_of(previous_dir), accuracies_of(args.current),
-                             threshold)
+                             threshold, defined)
     text = markdown(comparison, label, threshold)
     print(text)
     if args.summary:

@@ -37,9 +37,11 @@ def _study(storage_url: str, name: str) -> tuple[optuna.Study, dict, object]:
     from imdb_rnn.search import study as tuning
 
     params = load_params(ROOT / "params.yaml")
-    spec = params.tune.studies["lstm_tpe"]
+    spec = params.tune.studies["lstm"]
     base = model_section(params, spec.model)
-    study = tuning.open_study(name, tuning.open_storage(storage_url), spec.sampler, params.tune)
+    study = tuning.open_study(name, tuning.open_storage(storage_url), spec.sampler, params.tune,
+                              seed=tuning.study_seed(params.tune.seed, name),
+                              max_epochs=params.tune.trial_epochs(base))
     return study, params.tune.space[spec.model], base
 
 

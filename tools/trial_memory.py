@@ -4,7 +4,7 @@ Runs ``--trials`` trials of study ``--study`` in this one process (as an extra w
 ``--data``, with a scratch Optuna journal and MLflow store, so the project's own are untouched;
 prints the trials table's RSS column and writes it to ``--out`` (CSV).
 
-    python tools/trial_memory.py --study lstm_random --trials 20 --out /tmp/rss.csv
+    python tools/trial_memory.py --study lstm --trials 20 --out /tmp/rss.csv
 
 Growth is the least-squares trend of RSS over the trials after the first ``--warmup``
 (TensorFlow's first graphs and caches), times their number: a leak adds memory every trial,

@@ -80,6 +80,10 @@ class Reports:
         return self.study_dir(study) / "trials.csv"
 
     @property
+    def samplers_comparison(self) -> Path:
+        return self.root / "samplers" / "comparison.md"
+
+    @property
     def search_comparison(self) -> Path:
         return self.root / "search" / "comparison.md"
 

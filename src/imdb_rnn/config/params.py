@@ -250,6 +250,17 @@ class RangeDimension(_Section):
     step: float | None = Field(default=None, gt=0.0)
     log: bool = False
 
+    def holds(self, value: Any) -> bool:
+        """Whether a trial can take ``value`` (within the range, on the step's grid)."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not self.low <= value <= self.high:
+            return False
+        if self.step is None:
+            return True
+        steps = (value - self.low) / self.step
+        return abs(steps - round(steps)) < 1e-9
+
     @model_validator(mode="after")
     def _valid_range(self) -> RangeDimension:
         if self.high < self.low:
@@ -262,7 +273,14 @@ class RangeDimension(_Section):
 class ChoiceDimension(_Section):
     """A categorical search dimension."""
 
-    choices: list[bool | int | float | str] = Field(min_length=1)
+    # null is a value too: e.g. embedding_file {choices: [data/embeddings/word2vec.txt, null]}
+    # (pretrained vectors or learned from scratch), clipnorm {choices: [null, 1.0]}.
+    choices: list[bool | int | float | str | None] = Field(min_length=1)
+
+    def holds(self, value: Any) -> bool:
+        """Whether a trial can take ``value`` (True is not 1 here, nor None 0)."""
+        return any((value is None) == (c is None) and isinstance(value, bool) == isinstance(c, bool)
+                   and value == c for c in self.choices)
 
 
 def _dimension_kind(value: Any) -> str:
@@ -295,7 +313,8 @@ class TuneParams(_Section):
     seed: int
     n_trials: int = Field(gt=0)  # finished trials (complete + pruned) per study, in total
     timeout: float | None = Field(default=None, gt=0.0)  # seconds per invocation; None = no limit
-    epochs: int = Field(gt=0)  # the most epochs a trial trains
+    # The most epochs a trial trains; None = the base section's epochs (the baseline's fidelity).
+    epochs: int | None = Field(default=None, gt=0)
     patience: int = Field(ge=0)  # early stopping inside a trial
     # Stratified training reviews per trial (None: the whole train split); validation is whole.
     subsample: int | None = Field(default=None, gt=1)
@@ -303,9 +322,39 @@ class TuneParams(_Section):
     n_startup_trials: int = Field(ge=0)  # trials before TPE/GP model and median pruning start
     pruner_warmup_epochs: int = Field(ge=0)  # epochs of every trial never pruned (median)
     experiment: str  # MLflow experiment of the studies (parent and child runs)
-    # Search space per train.models key: field name -> range or choices.
+    # Search space per train.models key: field name -> range or choices. The base section's own
+    # values must lie in it: the baseline is every study's first trial.
     space: dict[str, dict[str, Dimension]]
     studies: dict[str, StudyParams]
+
+    def trial_epochs(self, base: ModelSection) -> int:
+        """The most epochs a trial of a study on ``base`` trains."""
+        return self.epochs if self.epochs is not None else base.epochs
+
+
+class SamplersParams(_Section):
+    """The sampler comparison (stage ``samplers``): each sampler runs ``repeats`` independent
+    studies of ``n_trials`` trials on one model, at a cheap fidelity, with its own sampler
+    seeds; expected best validation accuracy against trials, with its spread."""
+
+    # A key of train.models and of tune.space. Set it in the file, not in a profile: dvc.yaml
+    # tracks train.models.${samplers.model} as the file (not a profile) names it.
+    model: str
+    samplers: list[Literal["random", "tpe", "gp"]] = Field(min_length=2)
+
+    @field_validator("samplers")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"each sampler once (got {value})")
+        return value
+
+    repeats: int = Field(ge=2)  # independent studies per sampler (sampler seeds seed, seed+1, ...)
+    n_trials: int = Field(ge=2)
+    seed: int
+    subsample: int | None = Field(default=None, gt=1)  # training reviews per trial (stratified)
+    epochs: int = Field(gt=0)  # epochs per trial (no pruning: every trial is comparable)
+    experiment: str  # MLflow experiment: one run per repetition
 
 
 class ReportParams(_Section):
@@ -357,6 +406,7 @@ class Params(_Section):
     reference: ReferenceParams
     mlflow: MlflowParams
     tune: TuneParams
+    samplers: SamplersParams
     report: ReportParams
     ci: CiParams
     compute: ComputeParams = Field(default_factory=ComputeParams)
@@ -378,18 +428,53 @@ class Params(_Section):
             if model not in models:
                 raise ValueError(f"tune.space.{model}: not a key of train.models "
                                  f"({', '.join(models)})")
-            fields = set(type(models[model]).model_fields) - {"family", "epochs",
-                                                               *ModelSection.INIT_KEYS}
-            if models[model].embedding_file is not None and "embedding_dim" in dims:
-                raise ValueError(f"tune.space.{model}.embedding_dim: train.models.{model} uses "
-                                 "pretrained vectors, whose dimension is fixed")
-            for key in dims:
-                if key not in fields:
-                    close = difflib.get_close_matches(key, fields, n=1)
-                    hint = f" (did you mean {close[0]!r}?)" if close else ""
-                    raise ValueError(f"tune.space.{model}.{key}: not a parameter of "
-                                     f"{models[model].family} models{hint}")
+            _check_space(model, models[model], dims)
+            files = dims.get("embedding_file")
+            base = models[model]
+            if (files is not None and base.embedding_file is None
+                    and any(f is not None for f in files.choices)
+                    and base.embedding_dim != self.embed.dim):
+                raise ValueError(
+                    f"tune.space.{model}.embedding_file: a trial that takes word vectors keeps "
+                    f"the baseline's embedding_dim ({base.embedding_dim}), which must then be the "
+                    f"vectors' embed.dim ({self.embed.dim})")
+        if self.samplers.model not in self.tune.space:
+            raise ValueError(f"samplers.model: {self.samplers.model!r} has no search space "
+                             f"(tune.space: {', '.join(self.tune.space) or 'none'})")
         return self
+
+
+def _check_space(model: str, base: ModelSection, dims: dict[str, Any]) -> None:
+    """Every key of a search space is a field of its model; the baseline's values lie in it."""
+    fields = set(type(base).model_fields) - {"family", "epochs"}
+    for key, dim in dims.items():
+        if key not in fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"tune.space.{model}.{key}: not a parameter of "
+                             f"{base.family} models{hint}")
+        if key == "embedding_file" and not isinstance(dim, ChoiceDimension):
+            raise ValueError(f"tune.space.{model}.embedding_file: must be {{choices: [...]}}")
+    if "embedding_dim" in dims and not _may_learn_embedding(base, dims):
+        raise ValueError(f"tune.space.{model}.embedding_dim: train.models.{model} uses "
+                         "pretrained vectors, whose dimension is fixed (add embedding_file "
+                         "{choices: [..., null]} to search it for learned embeddings)")
+    for key, dim in dims.items():
+        if key == "embedding_dim" and base.embedding_file is not None:
+            continue  # not searched for the baseline's pretrained vectors
+        value = getattr(base, key)
+        if not dim.holds(value):
+            raise ValueError(f"tune.space.{model}.{key}: the baseline's value {value!r} "
+                             f"(train.models.{model}.{key}) is not in the space; the baseline "
+                             "is every study's first trial")
+
+
+def _may_learn_embedding(base: ModelSection, dims: dict[str, Any]) -> bool:
+    """Whether some trial learns its embedding from scratch (so its dimension is free)."""
+    files = dims.get("embedding_file")
+    if files is None:
+        return base.embedding_file is None
+    return None in files.choices
 
 
 _UNION_MEMBERS = frozenset({"range", "choices"})  # the tags of a Dimension

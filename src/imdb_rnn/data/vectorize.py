@@ -76,6 +76,17 @@ class Sequences:
         return Sequences(ids.astype(np.int32), offsets, self.labels[index], self.reviews[index])
 
 
+def subsample(sequences: Sequences, size: int | None, seed: int) -> Sequences:
+    """A stratified subsample of ``size`` reviews (all of them if size is None or too big)."""
+    from sklearn.model_selection import train_test_split
+
+    if size is None or size >= len(sequences):
+        return sequences
+    index, _ = train_test_split(np.arange(len(sequences)), train_size=size,
+                                stratify=sequences.labels, random_state=seed)
+    return sequences.subset(np.sort(index))
+
+
 def save_sequences(path: Path, sequences: Sequences) -> None:
     np.savez(path, ids=sequences.ids, offsets=sequences.offsets, labels=sequences.labels,
              reviews=sequences.reviews)

@@ -147,6 +147,75 @@ def in_words(row: pd.Series) -> str:
             "the gap is within noise.")
 
 
+TUNING_COLUMNS = ["study", "baseline", "tuned", "baseline_val", "tuned_val", "best_is_baseline",
+                  "baseline_test", "tuned_test", "p_value", "trials", "pruned", "p_holm",
+                  "verdict"]
+
+
+def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]]) -> pd.DataFrame:
+    """Per study: its baseline against its tuned model on the test split, in words.
+
+    ``studies``: study -> (baseline model name, the study's best.json). The p-values are the
+    exact McNemar tests of each (baseline, tuned) pair, Holm-adjusted over these planned
+    comparisons (one per study).
+    """
+    from statsmodels.stats.multitest import multipletests
+
+    rows = []
+    for study, (baseline, best) in studies.items():
+        tuned = tuned_name(study)
+        pair = tests[((tests["model_a"] == baseline) & (tests["model_b"] == tuned))
+                     | ((tests["model_a"] == tuned) & (tests["model_b"] == baseline))]
+        if pair.empty:
+            continue
+        row = pair.iloc[0]
+        acc = {row["model_a"]: row["accuracy_a"], row["model_b"]: row["accuracy_b"]}
+        rows.append({"study": study, "baseline": baseline, "tuned": tuned,
+                     "baseline_val": best.get("baseline_val_accuracy"),
+                     "tuned_val": best.get("best_val_accuracy"),
+                     "best_is_baseline": bool(best.get("best_is_baseline")),
+                     "baseline_test": acc[baseline], "tuned_test": acc[tuned],
+                     "p_value": float(row["p_value"]),
+                     "trials": (best.get("trials_complete") or 0) + (best.get("trials_pruned") or 0),
+                     "pruned": best.get("trials_pruned")})
+    table = pd.DataFrame(rows, columns=TUNING_COLUMNS[:-2])
+    if table.empty:
+        return pd.DataFrame(columns=TUNING_COLUMNS)
+    table["p_holm"] = multipletests(table["p_value"], method="holm")[1]
+    table["verdict"] = [_tuning_words(r) for r in table.itertuples()]
+    return table
+
+
+def _tuning_words(r) -> str:
+    if r.best_is_baseline:
+        return "no trial beat the baseline on validation: tuned = baseline"
+    if r.p_holm >= ALPHA:
+        return "no real difference"
+    return "tuning helped" if r.tuned_test > r.baseline_test else "tuning hurt"
+
+
+def tuning_markdown(table: pd.DataFrame) -> list[str]:
+    if table.empty:
+        return []
+    lines = ["", "## Did tuning pay?", "",
+             "Each model's baseline (hand-set) against its tuned configuration (the best of its "
+             "study by validation accuracy, retrained the same way). The study's first trial is "
+             "the baseline itself, so the tuned model is never worse on validation; the test "
+             "split decides whether that carries over: exact McNemar test of the pair, "
+             f"Holm-adjusted over the {len(table)} models tuned, significance level {ALPHA}.", "",
+             "| model | trials (pruned) | baseline val | tuned val | baseline test | tuned test "
+             "| p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in table.itertuples():
+        base_val = f"{r.baseline_val:.2%}" if r.baseline_val is not None and pd.notna(
+            r.baseline_val) else "-"
+        pruned = 0 if r.pruned is None or pd.isna(r.pruned) else int(r.pruned)
+        lines.append(f"| {r.baseline} | {int(r.trials)} ({pruned}) | {base_val} | "
+                     f"{r.tuned_val:.2%} | {r.baseline_test:.2%} | {r.tuned_test:.2%} | "
+                     f"{r.p_holm:.2g} | {r.verdict} |")
+    return lines
+
+
 def expected_max(values: list[float] | np.ndarray) -> list[float]:
     """Expected best of n trials, n = 1..N, drawn from the N observed values (Dodge et al. 2019,
     "Show Your Work", eq. 1): E[max_n] = sum_i v_(i) ((i/N)^n - ((i-1)/N)^n)."""
@@ -262,9 +331,16 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
     board.to_csv(out / "leaderboard.csv", index=False, float_format="%.5f")
     tests.to_csv(out / "significance.csv", index=False, float_format="%.6g")
     text = leaderboard_markdown(board, tests, top)
+    layout = Reports(reports, evaluation)
+    tuning = tuning_verdicts(tests, {
+        study: (spec.model, read_json(layout.study_best(study), f"study {study} summary"))
+        for study, spec in params.tune.studies.items()})
+    tuning.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
+    if not tuning.empty:
+        head, _, rest = text.partition("\n## Which differences are real?")
+        text = head + "\n".join(tuning_markdown(tuning)) + "\n\n## Which differences are real?" + rest
 
     trained = [r for r in results if r.train is not None]
-    layout = Reports(reports, evaluation)
     histories = {r.name: pd.read_csv(layout.history(r.name)) for r in trained}
     figures = {
         "Learning curves": (plots.learning_curves_grid(histories), "learning_curves.png"),
@@ -279,7 +355,7 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
     if studies:
         curves = {name: expected_max(trials.loc[trials["state"] == "COMPLETE", "value"])
                   for name, (_, trials) in studies.items()}
-        figures["Random against Bayesian search: expected best validation accuracy"] = (
+        figures["Expected best validation accuracy of each study (Dodge et al. 2019)"] = (
             plots.expected_max_curves(curves), "expected_max.png")
         figures["Search: parameter importances and slices"] = (
             plots.importances_and_slices(studies, SLICE_PARAMS), "search_slices.png")
@@ -293,6 +369,9 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
     search = layout.search_comparison
     if search.is_file():
         sections.append(search.read_text(encoding="utf-8").split("![")[0])
+    samplers = layout.samplers_comparison
+    if samplers.is_file():
+        sections.append(samplers.read_text(encoding="utf-8").split("![")[0])
     data = layout.data_report
     if data.is_file():
         sections.append(data.read_text(encoding="utf-8"))

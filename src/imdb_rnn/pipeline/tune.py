@@ -1,11 +1,14 @@
 """The `tune` stage: an Optuna study over one model section, logged to MLflow, best config retrained.
 
 A study (``tune.studies.NAME``) trains trials of ``train.models.MODEL`` with values from
-``tune.space.MODEL`` on a stratified training subsample, scores them by validation accuracy,
-prunes weak ones per epoch, and stores everything in the study storage, so a killed run resumes
-and extra workers (``stages/tune.py --study NAME --worker``) can share the work. The main run then
-retrains the best configuration on the whole training split (model ``tuned_NAME``) and evaluates it
-once on the test split, exactly as the baselines are evaluated.
+``tune.space.MODEL``, scores them by validation accuracy, prunes weak ones per epoch, and stores
+everything in the study storage, so a killed run resumes and extra workers (``stages/tune.py
+--study NAME --worker``) can share the work. Its first trial is the baseline itself (the base
+section's values, queued), and every trial trains with the baseline's training seed, by default
+on the whole training split for the baseline's epochs: the baseline's fidelity, so what wins a
+trial is what wins as a model, and the search can only match or beat the baseline on validation.
+The main run then retrains the best configuration on the whole training split (model
+``tuned_NAME``) and evaluates it once on the test split, exactly as the baselines are evaluated.
 """
 
 from __future__ import annotations
@@ -23,11 +26,11 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 import psutil
-from sklearn.model_selection import train_test_split
 
 from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
-from imdb_rnn.data import VOCAB_FILE, Sequences, initial_embedding, load_sequences, load_vocabulary
+from imdb_rnn.data import (VOCAB_FILE, initial_embedding, load_sequences, load_vocabulary,
+                           subsample)
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
 from imdb_rnn.io import atomic_paths, write_json
@@ -53,15 +56,6 @@ class TunePaths:
     evaluation: EvaluationPaths  # its test metrics, ROC points, predictions
 
 
-def subsample(sequences: Sequences, size: int | None, seed: int) -> Sequences:
-    """A stratified subsample of ``size`` reviews (all of them if size is None or too big)."""
-    if size is None or size >= len(sequences):
-        return sequences
-    index, _ = train_test_split(np.arange(len(sequences)), train_size=size,
-                                stratify=sequences.labels, random_state=seed)
-    return sequences.subset(np.sort(index))
-
-
 class _TrialCallback(keras.callbacks.Callback):
     """Report each epoch's validation accuracy to Optuna, log it to the trial's MLflow run, and
     stop training when the pruner says so (the objective then raises TrialPruned)."""
@@ -69,12 +63,16 @@ class _TrialCallback(keras.callbacks.Callback):
     def __init__(self, trial: optuna.Trial, run: tracking.Run) -> None:
         super().__init__()
         self.trial, self.run, self.pruned = trial, run, False
+        # The baseline trial always runs to the end: the floor the search must beat.
+        self.prunable = not tuning.is_baseline(trial)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = logs or {}
         self.run.log_metrics(dict(logs), step=epoch + 1)
         self.trial.report(float(logs["val_accuracy"]), step=epoch + 1)
-        if self.trial.should_prune():
+        # Asked for every trial: Hyperband records a trial's value at a rung only when asked,
+        # and the baseline must be among the values its peers are ranked against.
+        if self.trial.should_prune() and self.prunable:
             self.pruned = True
             self.model.stop_training = True
 
@@ -91,20 +89,31 @@ class Objective:
         self.train = subsample(load_sequences(data_dir / "train.npz"), tune.subsample, tune.seed)
         self.val = load_sequences(data_dir / "val.npz")
         self.vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
-        # Pretrained vectors are read once; trials cannot change the file or its dimension.
-        self.embedding, _ = initial_embedding(self.base, self.vocabulary, tune.seed)
+        self.epochs = tune.trial_epochs(self.base)
+        self._embeddings: dict[str | None, np.ndarray | None] = {}
         self.experiment, self.parent = experiment, parent
         self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
         self.tags |= {"sampler": self.study.sampler}
 
+    def embedding(self, section: ModelSection) -> np.ndarray | None:
+        """The initial vectors of a trial's section (each file read once per process; a trial
+        may also learn its embedding from scratch when the space allows it)."""
+        if section.embedding_file not in self._embeddings:
+            self._embeddings[section.embedding_file], _ = initial_embedding(
+                section, self.vocabulary, self.params.train.seed)
+        return self._embeddings[section.embedding_file]
+
     def __call__(self, trial: optuna.Trial) -> float:
         tune = self.params.tune
         values = tuning.suggest(trial, tune.space[self.study.model], self.base)
-        section = tuning.with_values(self.base, values, epochs=tune.epochs)
-        seed = tune.seed + trial.number
+        section = tuning.with_values(self.base, values, epochs=self.epochs)
+        # One training seed for every trial, the baseline's: configurations are compared on
+        # equal terms, and the first trial is the baseline itself.
+        seed = self.params.train.seed
         run = tracking.start_child_run(
             self.experiment, self.parent, f"{self.name}-trial-{trial.number:03d}",
-            self.tags | {"optuna_trial": str(trial.number), "worker": tuning.worker_id()},
+            self.tags | {"optuna_trial": str(trial.number), "worker": tuning.worker_id(),
+                         "baseline_trial": str(tuning.is_baseline(trial)).lower()},
             tracking.run_params(self.params, self.study.model, section)
             | {"seed": seed, "patience": tune.patience, "trial": trial.number,
                "train_reviews": len(self.train)})
@@ -115,7 +124,7 @@ class Objective:
             result = fit(recipe_for(section), self.train, self.val,
                          vocab_size=len(self.vocabulary), seed=seed,
                          stopping=Stopping(self.params.train.monitor, tune.patience),
-                         callbacks=[callback], verbose=0, embedding=self.embedding)
+                         callbacks=[callback], verbose=0, embedding=self.embedding(section))
             value = max(row["val_accuracy"] for row in result.history)
             trial.set_user_attr("epochs_run", len(result.history))
             trial.set_user_attr("best_epoch", result.best_epoch)
@@ -166,6 +175,7 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             best = max(best, t.value)
         elapsed += t.user_attrs.get("seconds", 0.0)
         rows.append({"trial": t.number, "state": t.state.name, "value": t.value,
+                     "baseline": tuning.is_baseline(t),
                      "best_so_far": best if best > -math.inf else None,
                      "epochs_run": t.user_attrs.get("epochs_run"),
                      "seconds": t.user_attrs.get("seconds"), "elapsed_seconds": round(elapsed, 2),
@@ -206,8 +216,11 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     # The study's storage first: a bad one stops the stage before MLflow is touched.
     storage = tuning.open_storage(tuning.storage_url(tune))
     experiment = tracking.connect(params.mlflow, tune.experiment)
-    full_name = tuning.study_name(name, spec, tune, base)
-    study = tuning.open_study(full_name, storage, spec.sampler, tune)
+    full_name = tuning.study_name(name, params)
+    study = tuning.open_study(full_name, storage, spec.sampler, tune,
+                              seed=tuning.study_seed(tune.seed, name),
+                              max_epochs=tune.trial_epochs(base))
+    tuning.enqueue_baseline(study, tune.space[spec.model], base)
     parent_id = study.user_attrs.get("mlflow_parent_run_id")
     status = experiment.status(parent_id) if parent_id else None
     if status is None:
@@ -219,7 +232,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
         if status is None:  # created here
             parent.log_params({"study": full_name, "sampler": spec.sampler,
                                "model": spec.model, "family": base.family,
-                               "n_trials": tune.n_trials, "epochs": tune.epochs,
+                               "n_trials": tune.n_trials, "epochs": tune.trial_epochs(base),
                                "subsample": tune.subsample, "pruner": tune.pruner,
                                "storage": tuning.storage_url(tune)})
     else:
@@ -309,19 +322,25 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     table = trials_table(study)
     finished = table[table["state"].isin(["COMPLETE", "PRUNED"])]
     pruned = finished[finished["state"] == "PRUNED"]
+    epochs = tune.trial_epochs(base)
+    baseline = tuning.baseline_trial(study)
     summary = {
         "study": study.study_name, "model": spec.model, "family": base.family,
         "sampler": spec.sampler, "pruner": tune.pruner,
         "storage": tuning.storage_url(tune),
         "best_trial": best.number, "best_val_accuracy": best.value, "best_params": best.params,
+        "baseline_trial": baseline.number if baseline is not None else None,
+        "baseline_val_accuracy": baseline.value if baseline is not None else None,
+        "best_is_baseline": tuning.is_baseline(best),
+        "trial_epochs": epochs, "trial_subsample": tune.subsample,
         "trials_complete": counts["complete"], "trials_pruned": counts["pruned"],
         "trials_failed": int((table["state"] == "FAIL").sum()),
         "stopped_by": loop.stopped_by,
         "trial_seconds": round(float(finished["seconds"].sum()), 1),
         "wall_seconds": round(loop.seconds, 1),
         "epochs_run": int(finished["epochs_run"].sum()),
-        "epochs_budget": int(len(finished) * tune.epochs),
-        "epochs_saved_by_pruning": int((tune.epochs - pruned["epochs_run"]).sum()),
+        "epochs_budget": int(len(finished) * epochs),
+        "epochs_saved_by_pruning": int((epochs - pruned["epochs_run"]).sum()),
         "rss_mb_first_last": [table["rss_mb"].dropna().iloc[0], table["rss_mb"].dropna().iloc[-1]]
         if table["rss_mb"].notna().any() else None,
     }
@@ -329,7 +348,9 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     best_run = best.user_attrs.get("mlflow_run_id")
     parent.log_metrics({"best_val_accuracy": best.value, "trials_complete": counts["complete"],
                         "trials_pruned": counts["pruned"]})
-    parent.log_params({f"best_{k}": v for k, v in best.params.items()})
+    # Tags, not params: a rerun with a raised n_trials may find another best, and MLflow
+    # refuses to change a logged param ("Changing param values is not allowed").
+    parent.set_tags({f"best_{k}": str(v) for k, v in best.params.items()})
     parent.set_tags({
         "best_trial": str(best.number), "best_run_id": str(best_run),
         "mlflow.note.content": f"Best trial: [{best.number}]"

@@ -18,6 +18,7 @@ import json
 import os
 import time
 import warnings
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +32,8 @@ from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
-from imdb_rnn.config.params import (ChoiceDimension, ModelSection, RangeDimension, StudyParams,
-                             TuneParams)
+from imdb_rnn.config.params import (ChoiceDimension, ModelSection, Params, RangeDimension,
+                                    TuneParams)
 
 STORAGE_ENV = "IMDB_TUNE_STORAGE"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -156,6 +157,13 @@ def trial_seed(seed: int, number: int) -> int:
     return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
 
 
+def study_seed(seed: int, name: str) -> int:
+    """The sampler seed of study ``name`` under ``tune.seed``: every study draws its own
+    configurations (two studies of one model with one seed would otherwise draw the same
+    random trials, TPE's startup trials included)."""
+    return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
+
+
 def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
     """Seed every random state of ``sampler`` and of the samplers it holds (TPE's and GP's
     random sampler for startup trials)."""
@@ -205,24 +213,33 @@ def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers
     return GPSampler(seed=seed, n_startup_trials=n_startup_trials)
 
 
-def make_pruner(tune: TuneParams) -> optuna.pruners.BasePruner:
+def make_pruner(tune: TuneParams, max_epochs: int) -> optuna.pruners.BasePruner:
+    """Pruning over epochs. ``hyperband``: successive halving in brackets from 1 epoch to
+    ``max_epochs`` (reduction factor 3), so a trial that is behind its rung's peers stops early
+    and the saved epochs go to other configurations."""
     if tune.pruner == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=tune.n_startup_trials,
                                            n_warmup_steps=tune.pruner_warmup_epochs)
     if tune.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=tune.epochs,
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs,
                                               reduction_factor=3)
     return optuna.pruners.NopPruner()
 
 
-def study_name(name: str, study: StudyParams, tune: TuneParams, base: ModelSection) -> str:
-    """``NAME-<hash>``: a changed space, base section or trial budget starts a new study.
+def study_name(name: str, params: Params) -> str:
+    """``NAME-<hash>`` of study ``name``: a changed space, base section, trial budget or
+    training seed starts a new study.
 
     n_trials and timeout are left out, so raising them continues the same study.
     """
+    tune = params.tune
+    study = tune.studies[name]
+    base = params.train.models[study.model]
     identity = {"study": study.model_dump(), "base": base.model_dump(),
                 "space": {k: v.model_dump() for k, v in tune.space[study.model].items()},
-                "seed": tune.seed, "epochs": tune.epochs, "patience": tune.patience,
+                "seed": tune.seed, "epochs": tune.trial_epochs(base), "patience": tune.patience,
+                # every trial trains with train.seed and stops early on train.monitor
+                "train_seed": params.train.seed, "monitor": params.train.monitor,
                 "subsample": tune.subsample, "pruner": tune.pruner,
                 "n_startup_trials": tune.n_startup_trials,
                 "pruner_warmup_epochs": tune.pruner_warmup_epochs}
@@ -231,18 +248,65 @@ def study_name(name: str, study: StudyParams, tune: TuneParams, base: ModelSecti
 
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, sampler_kind: str,
-               tune: TuneParams) -> optuna.Study:
+               tune: TuneParams, *, seed: int, max_epochs: int) -> optuna.Study:
+    """Create or load study ``name``; ``seed`` seeds its sampler (:func:`study_seed`)."""
     return optuna.create_study(
         study_name=name, storage=storage, direction="maximize", load_if_exists=True,
-        sampler=make_sampler(sampler_kind, tune.seed, tune.n_startup_trials),
-        pruner=make_pruner(tune))
+        sampler=make_sampler(sampler_kind, seed, tune.n_startup_trials),
+        pruner=make_pruner(tune, max_epochs))
+
+
+BASELINE_ATTR = "baseline"
+
+
+def baseline_values(space: Mapping[str, RangeDimension | ChoiceDimension],
+                    base: ModelSection) -> dict[str, Any]:
+    """The base section's values of the searched keys: the study's first trial."""
+    values = {key: getattr(base, key) for key in space}
+    if base.embedding_file is not None:
+        values.pop("embedding_dim", None)  # fixed by the pretrained vectors, not suggested
+    return values
+
+
+def enqueue_baseline(study: optuna.Study, space: Mapping[str, RangeDimension | ChoiceDimension],
+                     base: ModelSection) -> bool:
+    """Queue the baseline unless the study has one queued, running or finished (True if
+    queued), so the search starts from the hand-set configuration and, on validation, can only
+    match or beat it. Every process that joins a study calls this before its first trial: a
+    study created before baselines were queued, one whose baseline failed, or one a worker
+    started before the stage, gets it too. (Two processes joining at the same instant may both
+    queue it: the baseline then runs twice, which costs a trial and changes no result.)"""
+    alive = (TrialState.WAITING, TrialState.RUNNING, *FINISHED)
+    if any(is_baseline(t) for t in study.get_trials(deepcopy=False, states=alive)):
+        return False
+    study.enqueue_trial(baseline_values(space, base), user_attrs={BASELINE_ATTR: True})
+    return True
+
+
+def is_baseline(trial: optuna.Trial | optuna.trial.FrozenTrial) -> bool:
+    """Whether ``trial`` is the queued baseline (or a retry of it)."""
+    return bool(trial.user_attrs.get(BASELINE_ATTR, False))
+
+
+def baseline_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The finished baseline trial (its latest retry), if any."""
+    trials = [t for t in study.get_trials(deepcopy=False, states=FINISHED) if is_baseline(t)]
+    return trials[-1] if trials else None
 
 
 def suggest(trial: optuna.Trial, space: Mapping[str, RangeDimension | ChoiceDimension],
             base: ModelSection) -> dict[str, Any]:
-    """The trial's values: integer or float ranges as the base section's field is typed."""
+    """The trial's values: integer or float ranges as the base section's field is typed.
+
+    ``embedding_dim`` is suggested only for a trial that learns its embedding from scratch
+    (``embedding_file`` null); pretrained vectors fix it. ``embedding_file`` is drawn first.
+    """
     values: dict[str, Any] = {}
-    for key, dim in space.items():
+    keys = sorted(space, key=lambda k: k != "embedding_file")
+    for key in keys:
+        dim = space[key]
+        if key == "embedding_dim" and values.get("embedding_file", base.embedding_file):
+            continue
         if isinstance(dim, ChoiceDimension):
             values[key] = trial.suggest_categorical(key, dim.choices)
         elif isinstance(getattr(base, key), int) and not isinstance(getattr(base, key), bool):
@@ -301,8 +365,10 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker recovered it first
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number},
-                            skip_if_exists=False)
+        again = {"retry_of": trial.number}
+        if trial.user_attrs.get(BASELINE_ATTR):
+            again[BASELINE_ATTR] = True
+        study.enqueue_trial(trial.params, user_attrs=again, skip_if_exists=False)
         failed.append(trial.number)
     return failed
 
