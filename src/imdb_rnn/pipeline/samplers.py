@@ -34,19 +34,15 @@ def _repetition(params: Params, sampler: str, repeat: int, data_dir: Path) -> li
     """One study of one sampler (a worker process runs it): its trials, one MLflow run."""
     import optuna
 
-    from imdb_rnn.data import (VOCAB_FILE, initial_embedding, load_sequences, load_vocabulary,
-                               subsample)
     from imdb_rnn.modeling import fit, recipe_for
     from imdb_rnn.search import study as tuning
+    from imdb_rnn.search.trial_data import TrialData
     from imdb_rnn.tracking import runs as tracking
 
     spec = params.samplers
     base = model_section(params, spec.model)
     space = params.tune.space[spec.model]
-    train = subsample(load_sequences(data_dir / "train.npz"), spec.subsample, spec.seed)
-    val = load_sequences(data_dir / "val.npz")
-    vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
-    embeddings: dict = {}
+    data = TrialData(data_dir, spec.subsample, spec.seed, params.train.seed)
     seed = repetition_seed(spec.seed, sampler, repeat)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=tuning.make_sampler(
@@ -64,13 +60,10 @@ def _repetition(params: Params, sampler: str, repeat: int, data_dir: Path) -> li
             trial = study.ask()
             values = tuning.suggest(trial, space, base)
             section = tuning.with_values(base, values, epochs=spec.epochs)
-            if section.embedding_file not in embeddings:
-                embeddings[section.embedding_file], _ = initial_embedding(
-                    section, vocabulary, params.train.seed)
             start = time.perf_counter()
-            result = fit(recipe_for(section), train, val, vocab_size=len(vocabulary),
-                         seed=params.train.seed, verbose=0,
-                         embedding=embeddings[section.embedding_file])
+            result = fit(recipe_for(section), data.train, data.val,
+                         vocab_size=len(data.vocabulary), seed=params.train.seed, verbose=0,
+                         embedding=data.embedding(section))
             value = max(row["val_accuracy"] for row in result.history)
             study.tell(trial, value)
             best = max(best, value)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -29,8 +28,6 @@ import psutil
 
 from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
-from imdb_rnn.data import (VOCAB_FILE, initial_embedding, load_sequences, load_vocabulary,
-                           subsample)
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
 from imdb_rnn.io import atomic_paths, write_json
@@ -39,6 +36,7 @@ from imdb_rnn.pipeline.evaluate import evaluate
 from imdb_rnn.layout import tuned_name
 from imdb_rnn.pipeline.train import TrainPaths, train
 from imdb_rnn.search import study as tuning
+from imdb_rnn.search.trial_data import TrialData
 from imdb_rnn.tracking import runs as tracking
 
 # How often the main run looks again while other workers still run trials of the study.
@@ -86,22 +84,11 @@ class Objective:
         self.study = params.tune.studies[name]
         self.base = model_section(params, self.study.model)
         tune = params.tune
-        self.train = subsample(load_sequences(data_dir / "train.npz"), tune.subsample, tune.seed)
-        self.val = load_sequences(data_dir / "val.npz")
-        self.vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
+        self.data = TrialData(data_dir, tune.subsample, tune.seed, params.train.seed)
         self.epochs = tune.trial_epochs(self.base)
-        self._embeddings: dict[str | None, np.ndarray | None] = {}
         self.experiment, self.parent = experiment, parent
         self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
         self.tags |= {"sampler": self.study.sampler}
-
-    def embedding(self, section: ModelSection) -> np.ndarray | None:
-        """The initial vectors of a trial's section (each file read once per process; a trial
-        may also learn its embedding from scratch when the space allows it)."""
-        if section.embedding_file not in self._embeddings:
-            self._embeddings[section.embedding_file], _ = initial_embedding(
-                section, self.vocabulary, self.params.train.seed)
-        return self._embeddings[section.embedding_file]
 
     def __call__(self, trial: optuna.Trial) -> float:
         tune = self.params.tune
@@ -116,15 +103,15 @@ class Objective:
                          "baseline_trial": str(tuning.is_baseline(trial)).lower()},
             tracking.run_params(self.params, self.study.model, section)
             | {"seed": seed, "patience": tune.patience, "trial": trial.number,
-               "train_reviews": len(self.train)})
+               "train_reviews": len(self.data.train)})
         trial.set_user_attr("mlflow_run_id", run.id)
         callback = _TrialCallback(trial, run)
         state = "FAIL"
         try:
-            result = fit(recipe_for(section), self.train, self.val,
-                         vocab_size=len(self.vocabulary), seed=seed,
+            result = fit(recipe_for(section), self.data.train, self.data.val,
+                         vocab_size=len(self.data.vocabulary), seed=seed,
                          stopping=Stopping(self.params.train.monitor, tune.patience),
-                         callbacks=[callback], verbose=0, embedding=self.embedding(section))
+                         callbacks=[callback], verbose=0, embedding=self.data.embedding(section))
             value = max(row["val_accuracy"] for row in result.history)
             trial.set_user_attr("epochs_run", len(result.history))
             trial.set_user_attr("best_epoch", result.best_epoch)
