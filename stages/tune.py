@@ -1,4 +1,4 @@
-"""DVC stage `tune@STUDY`: Optuna study tune.studies.STUDY, then its best config retrained and tested.
+"""DVC stage `tune@STUDY`: Optuna study tune.studies.STUDY, then its best config as a model, tested.
 
 Extra workers on the same study (this machine or others sharing the storage):
     python stages/tune.py --study STUDY --worker
@@ -33,12 +33,16 @@ def main() -> None:
                        ("--metrics", "its test metrics (JSON)"), ("--roc", "its ROC points (CSV)"),
                        ("--predictions", "its per-review test predictions (CSV)")):
         parser.add_argument(flag, type=Path, help=what)
+    parser.add_argument("--checkpoints", type=Path, default=Path("studies/checkpoints"),
+                        help="where trials keep their weights when they train at full fidelity "
+                             "(the best becomes the tuned model without a retrain)")
     parser.add_argument("--worker", action="store_true",
                         help="only run trials of the study (an extra worker); write nothing")
     args = parser.parse_args()
     params = load_params(args.params)
     if args.worker:
-        study, _, _, loop = work(params, args.study, args.data, worker=True)
+        study, _, _, loop = work(params, args.study, args.data, worker=True,
+                                 checkpoints=args.checkpoints)
         print(f"tune@{args.study} worker: ran {loop.ran} trial(s) in {loop.seconds:.0f} s; "
               f"study {study.study_name} stopped by {loop.stopped_by}")
         return
@@ -47,7 +51,8 @@ def main() -> None:
         parser.error(f"the stage needs its outputs: {' '.join(missing)}")
     paths = TunePaths(args.data, args.best, args.trials, args.model_dir, args.history,
                       args.train_metrics,
-                      EvaluationPaths(args.metrics, args.roc, args.predictions))
+                      EvaluationPaths(args.metrics, args.roc, args.predictions),
+                      args.checkpoints)
     summary = tune(params, args.study, paths)
     print(f"tune@{args.study}: {describe(summary)}")
 

@@ -555,8 +555,37 @@ def test_sigkill_mid_study_then_rerun_resumes_and_finishes(tmp_path):
         assert children[killed_trial].info.status == "FAILED"
     assert all(r.data.tags["mlflow.parentRunId"] == parent.info.run_id for r in children.values())
     assert parent.data.tags["best_run_id"] == children[best["best_trial"]].info.run_id
-    (retrained,) = [r for r in runs if r.data.tags.get("run_kind") == "retrained_best"]
-    assert retrained.data.metrics["test_accuracy"] == best["test_accuracy"]
+    (tuned,) = [r for r in runs if r.data.tags.get("run_kind") in ("best_trial", "retrained_best")]
+    assert tuned.data.metrics["test_accuracy"] == best["test_accuracy"]
+
+
+@pytest.mark.slow
+def test_at_full_fidelity_the_best_trials_weights_are_the_tuned_model(tmp_path):
+    """Trials on the whole split for the section's epochs train exactly what a retrain would:
+    the best one's kept weights become tuned_STUDY (its validation accuracy is the trial's
+    value to the last digit), and only its folder is left; at a lower fidelity the best
+    configuration is retrained."""
+    project = make_project(tmp_path, n_trials=3)
+    out = finish(stage(project, "--study", "ff_random", *outputs("ff_random")))
+    best = json.loads((project / "reports/tune/ff_random/best.json").read_text())
+    trained = json.loads((project / "reports/train/tuned_ff_random/train.json").read_text())
+    assert best["tuned_model"] == f"trial {best['best_trial']}'s weights", out
+    assert trained["best_val_accuracy"] == best["best_val_accuracy"] == best["tuned_val_accuracy"]
+    kept = project / "studies" / "checkpoints" / best["study"]
+    assert [p.name for p in kept.iterdir()] == [f"trial_{best['best_trial']:04d}"]
+    (run,) = [r for r in mlflow_runs(project) if r.data.tags.get("run_kind") == "best_trial"]
+    assert run.data.tags["source_trial"] == str(best["best_trial"])
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["tune"]["epochs"] = 1  # below the section's 2 epochs: trials are not the model
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    finish(stage(project, "--study", "ff_tpe", *outputs("ff_tpe")))
+    best = json.loads((project / "reports/tune/ff_tpe/best.json").read_text())
+    assert best["tuned_model"] == "retrained on the whole training split"
+    assert not (project / "studies" / "checkpoints" / best["study"]).exists()
+    trained = json.loads((project / "reports/train/tuned_ff_tpe/train.json").read_text())
+    assert trained["epochs"] >= 1 and [r for r in mlflow_runs(project)
+                                       if r.data.tags.get("run_kind") == "retrained_best"]
 
 
 @pytest.mark.slow

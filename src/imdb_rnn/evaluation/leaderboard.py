@@ -199,7 +199,8 @@ def tuning_markdown(table: pd.DataFrame) -> list[str]:
         return []
     lines = ["", "## Did tuning pay?", "",
              "Each model's baseline (hand-set) against its tuned configuration (the best of its "
-             "study by validation accuracy, retrained the same way). The study's first trial is "
+             "study by validation accuracy, trained the same way: the best trial's own weights "
+             "when trials train as the baseline did, else retrained). The study's first trial is "
              "the baseline itself, so the tuned model is never worse on validation; the test "
              "split decides whether that carries over: exact McNemar test of the pair, "
              f"Holm-adjusted over the {len(table)} models tuned, significance level {ALPHA}.", "",

@@ -59,11 +59,14 @@ def training_summary(name: str, section: ModelSection, result: TrainResult,
 
 def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection | None = None,
           experiment: str | None = None, stage: str | None = None,
-          extra_tags: Mapping[str, str] | None = None) -> dict:
+          extra_tags: Mapping[str, str] | None = None,
+          fitted: tuple[TrainResult, float | None] | None = None) -> dict:
     """Train model ``name`` on the train split (early stopping on val), save it, log its run.
 
     By default the model is ``train.models.NAME``; the tune stage passes its best section
-    (``section``), its own MLflow ``experiment``, ``stage`` name and tags. Outputs are moved into
+    (``section``), its own MLflow ``experiment``, ``stage`` name and tags, and, when a trial
+    already trained that section exactly as this would (``fitted``: its result and pretrained
+    coverage), that model instead of a second fit. Outputs are moved into
     place only after the MLflow run is complete, so a failure anywhere leaves no output that
     looks finished.
     """
@@ -79,7 +82,8 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
             mlflow_experiment.run(name, tags=tags) as run:
         run.log_params(resolved)
         models.log_splits(run, paths.data_dir, ["train", "val"])
-        result, coverage = fit_section(params, section, paths.data_dir, seed=params.train.seed)
+        result, coverage = fitted or fit_section(params, section, paths.data_dir,
+                                                 seed=params.train.seed)
         summary = training_summary(name, section, result, coverage)
         text_summary = io.StringIO()
         result.model.summary(print_fn=lambda line, **_: text_summary.write(line + "\n"))

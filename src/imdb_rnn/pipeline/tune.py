@@ -7,14 +7,20 @@ everything in the study storage, so a killed run resumes and extra workers (``st
 section's values, queued), and every trial trains with the baseline's training seed, by default
 on the whole training split for the baseline's epochs: the baseline's fidelity, so what wins a
 trial is what wins as a model, and the search can only match or beat the baseline on validation.
-The main run then retrains the best configuration on the whole training split (model
-``tuned_NAME``) and evaluates it once on the test split, exactly as the baselines are evaluated.
+The best configuration becomes model ``tuned_NAME``, evaluated once on the test split exactly as
+the baselines are. When trials train at the baselines' fidelity (whole split, the section's
+epochs, ``train.patience``), a trial *is* that model's training: the weights of the best trial
+so far are kept (``--checkpoints``) and become ``tuned_NAME`` without a second fit; at any other
+fidelity (or when the kept weights are gone, e.g. trained on another machine) the best
+configuration is retrained on the whole training split.
 """
 
 from __future__ import annotations
 
 import gc
+import json
 import math
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -30,8 +36,8 @@ from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
-from imdb_rnn.io import atomic_paths, write_json
-from imdb_rnn.modeling import Stopping, fit, recipe_for
+from imdb_rnn.io import atomic_path, atomic_paths, write_json
+from imdb_rnn.modeling import MODEL_FILE, Stopping, TrainResult, fit, load_model, recipe_for
 from imdb_rnn.pipeline.evaluate import evaluate
 from imdb_rnn.layout import tuned_name
 from imdb_rnn.pipeline.train import TrainPaths, train
@@ -43,6 +49,59 @@ from imdb_rnn.tracking import runs as tracking
 WAIT_SECONDS = 5.0
 
 
+# A kept trial's folder: its model and what train() needs to write it as a trained model.
+CHECKPOINT_META = "trial.json"
+
+
+def full_fidelity(params: Params, base: ModelSection) -> bool:
+    """Whether every trial trains exactly as the train stage would: the whole training split,
+    the section's epochs, the same early stopping. Then the best trial's weights are the tuned
+    model, and retraining it would only repeat the trial."""
+    tune = params.tune
+    return (tune.subsample is None and tune.trial_epochs(base) == base.epochs
+            and tune.patience == params.train.patience)
+
+
+def _checkpoint(folder: Path, number: int) -> Path:
+    return folder / f"trial_{number:04d}"
+
+
+def keep_checkpoint(folder: Path, number: int, result: TrainResult, coverage: float | None,
+                    section: ModelSection) -> None:
+    """Keep a trial's trained model and history (moved into place complete, or not at all)."""
+    with atomic_path(_checkpoint(folder, number), directory=True) as tmp:
+        result.model.save(tmp / MODEL_FILE)
+        write_json(tmp / CHECKPOINT_META, {
+            "trial": number, "history": result.history, "best_epoch": result.best_epoch,
+            "seconds": result.seconds, "train_samples": result.train_samples,
+            "coverage": coverage, "section": section.model_dump(mode="json")})
+
+
+def load_checkpoint(folder: Path, number: int, section: ModelSection
+                    ) -> tuple[TrainResult, float | None] | None:
+    """A kept trial's model as a training result, or None when it was not kept here or was
+    trained with another section (a stale folder of an earlier study of the same name)."""
+    path = _checkpoint(folder, number)
+    try:
+        meta = json.loads((path / CHECKPOINT_META).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if meta.get("section") != section.model_dump(mode="json") or not (path / MODEL_FILE).is_file():
+        return None
+    result = TrainResult(load_model(path / MODEL_FILE), meta["history"], meta["best_epoch"],
+                         meta["seconds"], meta["train_samples"])
+    return result, meta["coverage"]
+
+
+def prune_checkpoints(folder: Path, keep: int | None) -> None:
+    """Remove every kept trial of the study but ``keep`` (and unfinished temporary folders)."""
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if keep is None or path.name != _checkpoint(folder, keep).name:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class TunePaths:
     data_dir: Path
@@ -52,6 +111,7 @@ class TunePaths:
     history_csv: Path  # per-epoch history of the retrained model
     train_json: Path  # its training summary
     evaluation: EvaluationPaths  # its test metrics, ROC points, predictions
+    checkpoints: Path | None = None  # where trials' weights are kept (None: always retrain)
 
 
 class _TrialCallback(keras.callbacks.Callback):
@@ -79,7 +139,8 @@ class Objective:
     """One study's trial function: data loaded once, a fresh Keras session per trial."""
 
     def __init__(self, params: Params, name: str, data_dir: Path,
-                 experiment: tracking.Experiment, parent: tracking.Run) -> None:
+                 experiment: tracking.Experiment, parent: tracking.Run,
+                 checkpoints: Path | None = None) -> None:
         self.params, self.name = params, name
         self.study = params.tune.studies[name]
         self.base = model_section(params, self.study.model)
@@ -87,6 +148,7 @@ class Objective:
         self.data = TrialData(data_dir, tune.subsample, tune.seed, params.train.seed)
         self.epochs = tune.trial_epochs(self.base)
         self.experiment, self.parent = experiment, parent
+        self.checkpoints = checkpoints if full_fidelity(params, self.base) else None
         self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
         self.tags |= {"sampler": self.study.sampler}
 
@@ -112,10 +174,15 @@ class Objective:
                          vocab_size=len(self.data.vocabulary), seed=seed,
                          stopping=Stopping(self.params.train.monitor, tune.patience),
                          callbacks=[callback], verbose=0, embedding=self.data.embedding(section))
-            value = max(row["val_accuracy"] for row in result.history)
+            # The validation accuracy of the weights training keeps (the best epoch on
+            # train.monitor), as a train stage reports it: the tuned model's, when kept.
+            value = result.best["val_accuracy"]
             trial.set_user_attr("epochs_run", len(result.history))
             trial.set_user_attr("best_epoch", result.best_epoch)
             trial.set_user_attr("seconds", round(result.seconds, 2))
+            if self.checkpoints is not None and not callback.pruned and _leads(trial, value):
+                keep_checkpoint(self.checkpoints, trial.number, result,
+                                self.data.coverage(section), section)
             del result
             keras.backend.clear_session()
             gc.collect()
@@ -129,6 +196,12 @@ class Objective:
         finally:
             run.set_tags({"trial_state": state})
             run.end(tracking.TRIAL_STATUS[state])
+
+
+def _leads(trial: optuna.Trial, value: float) -> bool:
+    """Whether a finishing trial is at least as good as every complete trial of its study."""
+    complete = trial.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return all(value >= t.value for t in complete if t.number != trial.number)
 
 
 def _close_dead_runs(study: optuna.Study, numbers: list[int], experiment: tracking.Experiment,
@@ -188,11 +261,12 @@ def param_importances(study: optuna.Study) -> dict[str, float] | None:
 
 
 def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
-         threads: int | None = None) -> tuple:
+         threads: int | None = None, checkpoints: Path | None = None) -> tuple:
     """Run trials of study ``name`` until it has ``n_trials`` finished ones (or time is up).
 
     Returns (study, MLflow experiment, parent run, loop result). A ``worker`` leaves the parent
-    run RUNNING for the main run to finish.
+    run RUNNING for the main run to finish. ``checkpoints`` is the folder of kept trial weights
+    (one subfolder per study).
     """
     tune = params.tune
     if name not in tune.studies:
@@ -204,6 +278,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     storage = tuning.open_storage(tuning.storage_url(tune))
     experiment = tracking.connect(params.mlflow, tune.experiment)
     full_name = tuning.study_name(name, params)
+    kept = None if checkpoints is None else checkpoints / full_name
     study = tuning.open_study(full_name, storage, spec.sampler, tune,
                               seed=tuning.study_seed(tune.seed, name),
                               max_epochs=tune.trial_epochs(base))
@@ -242,10 +317,10 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     try:
         if not worker and the_plan.workers > 1:
             print(f"tune@{name}: {left} trial(s) left, {the_plan.describe()}", flush=True)
-            helpers = [compute.start_process(_worker, (params, name, data_dir, the_plan.threads),
-                                             the_plan.threads)
+            helpers = [compute.start_process(_worker, (params, name, data_dir, the_plan.threads,
+                                                       checkpoints), the_plan.threads)
                        for _ in range(the_plan.workers - 1)]
-        objective = Objective(params, name, data_dir, experiment, parent)
+        objective = Objective(params, name, data_dir, experiment, parent, kept)
         def recover() -> None:
             _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
 
@@ -273,9 +348,10 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     return study, experiment, parent, loop
 
 
-def _worker(params: Params, name: str, data_dir: Path, threads: int) -> None:
+def _worker(params: Params, name: str, data_dir: Path, threads: int,
+            checkpoints: Path | None) -> None:
     """An extra worker process of the stage: trials of the study until none is left."""
-    work(params, name, data_dir, worker=True, threads=threads)
+    work(params, name, data_dir, worker=True, threads=threads, checkpoints=checkpoints)
 
 
 def _check_helpers(name: str, helpers: list) -> list:
@@ -296,7 +372,8 @@ def _check_helpers(name: str, helpers: list) -> list:
 
 def tune(params: Params, name: str, paths: TunePaths) -> dict:
     """The stage: run the study, retrain and evaluate its best configuration, write results."""
-    study, experiment, parent, loop = work(params, name, paths.data_dir)
+    study, experiment, parent, loop = work(params, name, paths.data_dir,
+                                           checkpoints=paths.checkpoints)
     tune = params.tune
     spec = tune.studies[name]
     base = model_section(params, spec.model)
@@ -344,21 +421,34 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
                                f"({experiment.link(str(best_run))}), "
                                f"validation accuracy {best.value:.4f}."})
 
-    # The best configuration, trained as a baseline is: whole training split, base epochs.
+    # The best configuration, trained as a baseline is: whole training split, base epochs. At
+    # that fidelity the best trial did exactly this, and its kept weights are the model.
     model_name = tuned_name(name)
     section: ModelSection = tuning.with_values(base, best.params)
+    kept = (None if paths.checkpoints is None
+            else paths.checkpoints / tuning.study_name(name, params))
+    fitted = None
+    if kept is not None and full_fidelity(params, base):
+        fitted = load_checkpoint(kept, best.number, tuning.with_values(base, best.params,
+                                                                       epochs=epochs))
+    summary["tuned_model"] = (f"trial {best.number}'s weights" if fitted is not None
+                              else "retrained on the whole training split")
     train_paths = TrainPaths(paths.data_dir, paths.model_dir, paths.history_csv, paths.train_json)
     trained = train(params, model_name, train_paths, section=section, experiment=tune.experiment,
-                    stage=f"tune@{name}", extra_tags={"mlflow.parentRunId": parent.id,
-                                                      "run_kind": "retrained_best",
-                                                      "sampler": spec.sampler})
+                    stage=f"tune@{name}", fitted=fitted,
+                    extra_tags={"mlflow.parentRunId": parent.id,
+                                "run_kind": "best_trial" if fitted else "retrained_best",
+                                "source_trial": str(best.number), "sampler": spec.sampler})
+    del fitted
     evaluated = evaluate(params, model_name, paths.model_dir, paths.data_dir, paths.evaluation,
                          experiment=tune.experiment)
-    summary |= {"retrained_val_accuracy": trained["best_val_accuracy"],
+    summary |= {"tuned_val_accuracy": trained["best_val_accuracy"],
                 "test_accuracy": evaluated["accuracy"]}
     with atomic_paths(paths.trials_csv, paths.best_json) as (trials_tmp, best_tmp):
         table.to_csv(trials_tmp, index=False, float_format="%.5f")
         write_json(best_tmp, summary)
     parent.log_metrics({"test_accuracy": evaluated["accuracy"]})
     parent.end("FINISHED")
+    if kept is not None:  # only the best trial's weights can still become the tuned model
+        prune_checkpoints(kept, best.number)
     return summary

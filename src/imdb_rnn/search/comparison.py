@@ -71,10 +71,11 @@ def markdown(table: pd.DataFrame) -> str:
              "finished trial whose best-so-far is within "
              f"{NEAR_BEST * 100:.1f} points of the best any study of that model found, and the "
              "training seconds spent until then. Test accuracy is the best configuration "
-             "retrained as the baseline was (the leaderboard sets it beside its baseline). The "
+             "trained as the baseline was (the best trial's weights at the baseline's fidelity, "
+             "else retrained; the leaderboard sets it beside its baseline). The "
              "sampler verdict, with repeated studies, is in `reports/samplers/comparison.md`.", "",
              "| model | sampler | trials (pruned) | baseline val acc | best val acc | gain | "
-             "test acc (retrained) | trials to near best | seconds to near best | "
+             "test acc (tuned) | trials to near best | seconds to near best | "
              "epochs run / budget | epochs saved by pruning |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():

@@ -20,11 +20,18 @@ class TrialData:
         self.val = load_sequences(data_dir / "val.npz")
         self.vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
         self._seed = embedding_seed
-        self._embeddings: dict[str | None, np.ndarray | None] = {}
+        self._embeddings: dict[str | None, tuple[np.ndarray | None, float | None]] = {}
 
     def embedding(self, section: ModelSection) -> np.ndarray | None:
         """The initial vectors of a trial's section (None: learned from scratch)."""
+        return self._initial(section)[0]
+
+    def coverage(self, section: ModelSection) -> float | None:
+        """The share of the vocabulary the section's pretrained vectors cover (None: none)."""
+        return self._initial(section)[1]
+
+    def _initial(self, section: ModelSection) -> tuple[np.ndarray | None, float | None]:
         if section.embedding_file not in self._embeddings:
-            self._embeddings[section.embedding_file], _ = initial_embedding(
+            self._embeddings[section.embedding_file] = initial_embedding(
                 section, self.vocabulary, self._seed)
         return self._embeddings[section.embedding_file]
