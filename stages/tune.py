@@ -12,7 +12,7 @@ from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
 from imdb_rnn.evaluation.metrics import EvaluationPaths
 from imdb_rnn.config.params import load_params
-from imdb_rnn.pipeline.tune import TunePaths, tune, work
+from imdb_rnn.pipeline.tune import BaselinePaths, TunePaths, tune, work
 
 OUTPUTS = ("best", "trials", "model_dir", "history", "train_metrics", "metrics", "roc",
            "predictions")
@@ -36,13 +36,24 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=Path, default=Path("studies/checkpoints"),
                         help="where trials keep their weights when they train at full fidelity "
                              "(the best becomes the tuned model without a retrain)")
+    parser.add_argument("--baseline-model", type=Path,
+                        help="the base model's folder from its train stage (models/MODEL)")
+    parser.add_argument("--baseline-history", type=Path,
+                        help="its per-epoch history (reports/train/MODEL/history.csv)")
+    parser.add_argument("--baseline-metrics", type=Path,
+                        help="its training summary (reports/train/MODEL/train.json); with the "
+                             "two above, trial 0 replays that training instead of repeating it")
     parser.add_argument("--worker", action="store_true",
                         help="only run trials of the study (an extra worker); write nothing")
     args = parser.parse_args()
     params = load_params(args.params)
+    given = [args.baseline_model, args.baseline_history, args.baseline_metrics]
+    if any(given) and not all(given):
+        parser.error("--baseline-model, --baseline-history and --baseline-metrics go together")
+    baseline = BaselinePaths(*given) if all(given) else None
     if args.worker:
         study, _, _, loop = work(params, args.study, args.data, worker=True,
-                                 checkpoints=args.checkpoints)
+                                 checkpoints=args.checkpoints, baseline=baseline)
         print(f"tune@{args.study} worker: ran {loop.ran} trial(s) in {loop.seconds:.0f} s; "
               f"study {study.study_name} stopped by {loop.stopped_by}")
         return
@@ -52,7 +63,7 @@ def main() -> None:
     paths = TunePaths(args.data, args.best, args.trials, args.model_dir, args.history,
                       args.train_metrics,
                       EvaluationPaths(args.metrics, args.roc, args.predictions),
-                      args.checkpoints)
+                      args.checkpoints, baseline)
     summary = tune(params, args.study, paths)
     print(f"tune@{args.study}: {describe(summary)}")
 

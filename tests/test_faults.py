@@ -147,6 +147,19 @@ def _sql(db: Path, query: str) -> int:
         return 0
 
 
+def _kill_tree(process: psutil.Process) -> None:
+    """SIGKILL a process and every process under it."""
+    try:
+        family = [*process.children(recursive=True), process]
+    except psutil.Error:
+        return
+    for member in family:
+        try:
+            member.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+
+
 def kill_during(workdir: Path, script: str, wait: str, longest: float, rng: random.Random,
                 log: Path) -> str:
     """Run `dvc repro`; SIGKILL stage ``script`` at a random point after ``wait``; what happened."""
@@ -176,6 +189,11 @@ def kill_during(workdir: Path, script: str, wait: str, longest: float, rng: rand
                 outcome = "finished before the kill"
                 break
             time.sleep(0.01)
+        if outcome == "finished before the kill":
+            # This `dvc repro` would go on through the rest of the DAG, and every later pass
+            # would find its stage already done: kill the whole run (whatever stage it is in;
+            # one more fault the next `dvc repro` must recover from).
+            _kill_tree(parent)
         dvc.wait(timeout=max(deadline - time.monotonic(), 1))
     finally:
         if dvc.poll() is None:

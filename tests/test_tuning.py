@@ -588,6 +588,67 @@ def test_at_full_fidelity_the_best_trials_weights_are_the_tuned_model(tmp_path):
                                        if r.data.tags.get("run_kind") == "retrained_best"]
 
 
+def baseline_flags(model: str) -> list[str]:
+    return ["--baseline-model", f"models/{model}",
+            "--baseline-history", f"reports/train/{model}/history.csv",
+            "--baseline-metrics", f"reports/train/{model}/train.json"]
+
+
+def train_baseline(project: Path, model: str = "ff") -> dict:
+    subprocess.run([sys.executable, str(ROOT / "stages" / "train.py"), "--name", model,
+                    "--data", "data/vectorized", "--model-dir", f"models/{model}",
+                    "--history", f"reports/train/{model}/history.csv",
+                    "--metrics", f"reports/train/{model}/train.json"],
+                   cwd=project, check=True, capture_output=True, text=True,
+                   env={k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"})
+    return json.loads((project / f"reports/train/{model}/train.json").read_text())
+
+
+def test_the_tune_baseline_flags_here_are_those_of_dvc_yaml():
+    cmd = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]["tune"]["do"]["cmd"]
+    assert " ".join(baseline_flags("${item.model}")) in " ".join(cmd.split())
+
+
+@pytest.mark.slow
+def test_trial_0_replays_the_train_stages_baseline_instead_of_training_it_again(tmp_path):
+    """At full fidelity trial 0 is the train stage's own training of the base section: its
+    epochs are reported from the history, its value is train.json's, and with no better trial
+    the tuned model is the baseline's weights. A baseline folder trained with other params is
+    not replayed: trial 0 then trains."""
+    project = make_project(tmp_path, n_trials=1)
+    trained = train_baseline(project)
+    out = finish(stage(project, "--study", "ff_random", *outputs("ff_random"),
+                       *baseline_flags("ff")))
+    (trial,) = study_of(project, "ff_random").get_trials()
+    assert tuning.is_baseline(trial) and trial.user_attrs["replayed_from"] == "train@ff", out
+    assert trial.value == trained["best_val_accuracy"]
+    assert trial.user_attrs["seconds"] == trained["train_seconds"]
+    history = [row["val_accuracy"] for row in csv_rows(project / "reports/train/ff/history.csv")]
+    assert [trial.intermediate_values[e + 1] for e in range(len(history))] == pytest.approx(
+        history, abs=1e-5)
+    best = json.loads((project / "reports/tune/ff_random/best.json").read_text())
+    assert best["baseline_replayed"] and best["tuned_model"] == "the baseline's weights (train@ff)"
+    tuned = json.loads((project / "reports/train/tuned_ff_random/train.json").read_text())
+    assert tuned["best_val_accuracy"] == trained["best_val_accuracy"]
+    assert tuned["params_count"] == trained["params_count"]
+
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["models"]["ff"]["dropout"] = 0.2  # the folder no longer matches the section
+    params["tune"]["space"]["ff"]["dropout"] = {"low": 0.0, "high": 0.5}
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    finish(stage(project, "--study", "ff_random", *outputs("ff_random"), *baseline_flags("ff")))
+    (trial,) = study_of(project, "ff_random").get_trials()
+    assert tuning.is_baseline(trial) and "replayed_from" not in trial.user_attrs
+    assert trial.state == TrialState.COMPLETE
+
+
+def csv_rows(path: Path) -> list[dict]:
+    import csv
+
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
 @pytest.mark.slow
 def test_raising_n_trials_continues_the_study_and_its_parent_run(tmp_path):
     """The rerun after n_trials is raised runs only the new trials, on the same study and

@@ -12,7 +12,10 @@ the baselines are. When trials train at the baselines' fidelity (whole split, th
 epochs, ``train.patience``), a trial *is* that model's training: the weights of the best trial
 so far are kept (``--checkpoints``) and become ``tuned_NAME`` without a second fit; at any other
 fidelity (or when the kept weights are gone, e.g. trained on another machine) the best
-configuration is retrained on the whole training split.
+configuration is retrained on the whole training split. At that fidelity the baseline trial is
+the train stage's own training of the base section, too: its history is replayed into the
+study (reported epoch by epoch, so the pruner ranks its peers against it) instead of trained a
+second time, and if nothing beats it, the tuned model is the baseline's.
 """
 
 from __future__ import annotations
@@ -37,7 +40,8 @@ from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
 from imdb_rnn.io import atomic_path, atomic_paths, write_json
-from imdb_rnn.modeling import MODEL_FILE, Stopping, TrainResult, fit, load_model, recipe_for
+from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, Stopping, TrainResult,
+                               fit, load_model, recipe_for)
 from imdb_rnn.pipeline.evaluate import evaluate
 from imdb_rnn.layout import tuned_name
 from imdb_rnn.pipeline.train import TrainPaths, train
@@ -103,6 +107,56 @@ def prune_checkpoints(folder: Path, keep: int | None) -> None:
 
 
 @dataclass(frozen=True)
+class BaselinePaths:
+    """What the train stage wrote for a study's base model."""
+
+    model_dir: Path
+    history_csv: Path
+    metrics_json: Path
+
+
+@dataclass(frozen=True)
+class TrainedBaseline:
+    """The train stage's training of the base section, which trial 0 replays."""
+
+    paths: BaselinePaths
+    history: list[dict[str, float]]
+    summary: dict
+    run_id: str | None
+
+    def result(self) -> tuple[TrainResult, float | None]:
+        """As a training result (the model loaded) and its pretrained coverage."""
+        s = self.summary
+        samples = round(s["train_samples_per_second"] * s["train_seconds"] / s["epochs"])
+        return (TrainResult(load_model(self.paths.model_dir / MODEL_FILE), self.history,
+                            s["best_epoch"], s["train_seconds"], samples),
+                s.get("pretrained_coverage"))
+
+
+def trained_baseline(params: Params, model: str, base: ModelSection,
+                     paths: BaselinePaths | None) -> TrainedBaseline | None:
+    """The base section's training by the train stage, when trial 0 would repeat it exactly
+    (full fidelity, and the folder was trained with these very params); else None."""
+    if paths is None or not full_fidelity(params, base):
+        return None
+    try:
+        saved = json.loads((paths.model_dir / PREPROCESSING_FILE).read_text(encoding="utf-8"))
+        summary = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
+        rows = pd.read_csv(paths.history_csv).to_dict("records")
+        run = json.loads((paths.model_dir / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    expected = json.loads(json.dumps(tracking.run_params(params, model, base)))
+    if saved.get("params") != expected or len(rows) != summary.get("epochs"):
+        return None
+    history = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
+    # The CSV rounds; the summary holds the best epoch's figures unrounded.
+    history[summary["best_epoch"] - 1] |= {"val_accuracy": summary["best_val_accuracy"],
+                                           "val_loss": summary["best_val_loss"]}
+    return TrainedBaseline(paths, history, summary, run.get("run_id"))
+
+
+@dataclass(frozen=True)
 class TunePaths:
     data_dir: Path
     best_json: Path  # best params and value, counts (a DVC metric)
@@ -112,6 +166,7 @@ class TunePaths:
     train_json: Path  # its training summary
     evaluation: EvaluationPaths  # its test metrics, ROC points, predictions
     checkpoints: Path | None = None  # where trials' weights are kept (None: always retrain)
+    baseline: BaselinePaths | None = None  # the base model's train stage outputs (trial 0)
 
 
 class _TrialCallback(keras.callbacks.Callback):
@@ -140,7 +195,7 @@ class Objective:
 
     def __init__(self, params: Params, name: str, data_dir: Path,
                  experiment: tracking.Experiment, parent: tracking.Run,
-                 checkpoints: Path | None = None) -> None:
+                 checkpoints: Path | None = None, baseline: BaselinePaths | None = None) -> None:
         self.params, self.name = params, name
         self.study = params.tune.studies[name]
         self.base = model_section(params, self.study.model)
@@ -149,6 +204,7 @@ class Objective:
         self.epochs = tune.trial_epochs(self.base)
         self.experiment, self.parent = experiment, parent
         self.checkpoints = checkpoints if full_fidelity(params, self.base) else None
+        self.baseline = trained_baseline(params, self.study.model, self.base, baseline)
         self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
         self.tags |= {"sampler": self.study.sampler}
 
@@ -169,6 +225,14 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", run.id)
         callback = _TrialCallback(trial, run)
         state = "FAIL"
+        if tuning.is_baseline(trial) and self.baseline is not None:
+            try:
+                value = self._replay(trial, run, callback)
+                state = "COMPLETE"
+                return value
+            finally:
+                run.set_tags({"trial_state": state})
+                run.end(tracking.TRIAL_STATUS[state])
         try:
             result = fit(recipe_for(section), self.data.train, self.data.val,
                          vocab_size=len(self.data.vocabulary), seed=seed,
@@ -196,6 +260,24 @@ class Objective:
         finally:
             run.set_tags({"trial_state": state})
             run.end(tracking.TRIAL_STATUS[state])
+
+
+    def _replay(self, trial: optuna.Trial, run: tracking.Run, callback: _TrialCallback) -> float:
+        """Trial 0 as the train stage trained it: its epochs reported as they were."""
+        assert self.baseline is not None
+        for row in self.baseline.history:
+            callback.on_epoch_end(int(row["epoch"]) - 1,
+                                  {k: v for k, v in row.items() if k not in ("epoch", "seconds")})
+        summary = self.baseline.summary
+        trial.set_user_attr("replayed_from", f"train@{self.study.model}")
+        trial.set_user_attr("epochs_run", len(self.baseline.history))
+        trial.set_user_attr("best_epoch", summary["best_epoch"])
+        trial.set_user_attr("seconds", summary["train_seconds"])
+        run.set_tags({"replayed_from": f"train@{self.study.model}",
+                      "baseline_run_id": str(self.baseline.run_id)})
+        value = float(summary["best_val_accuracy"])
+        run.log_metrics({"best_val_accuracy": value})
+        return value
 
 
 def _leads(trial: optuna.Trial, value: float) -> bool:
@@ -261,12 +343,14 @@ def param_importances(study: optuna.Study) -> dict[str, float] | None:
 
 
 def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
-         threads: int | None = None, checkpoints: Path | None = None) -> tuple:
+         threads: int | None = None, checkpoints: Path | None = None,
+         baseline: BaselinePaths | None = None) -> tuple:
     """Run trials of study ``name`` until it has ``n_trials`` finished ones (or time is up).
 
     Returns (study, MLflow experiment, parent run, loop result). A ``worker`` leaves the parent
     run RUNNING for the main run to finish. ``checkpoints`` is the folder of kept trial weights
-    (one subfolder per study).
+    (one subfolder per study); ``baseline`` the base model's train stage outputs, which trial 0
+    replays at full fidelity.
     """
     tune = params.tune
     if name not in tune.studies:
@@ -318,9 +402,9 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
         if not worker and the_plan.workers > 1:
             print(f"tune@{name}: {left} trial(s) left, {the_plan.describe()}", flush=True)
             helpers = [compute.start_process(_worker, (params, name, data_dir, the_plan.threads,
-                                                       checkpoints), the_plan.threads)
+                                                       checkpoints, baseline), the_plan.threads)
                        for _ in range(the_plan.workers - 1)]
-        objective = Objective(params, name, data_dir, experiment, parent, kept)
+        objective = Objective(params, name, data_dir, experiment, parent, kept, baseline)
         def recover() -> None:
             _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
 
@@ -349,9 +433,10 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
 
 
 def _worker(params: Params, name: str, data_dir: Path, threads: int,
-            checkpoints: Path | None) -> None:
+            checkpoints: Path | None, baseline: BaselinePaths | None) -> None:
     """An extra worker process of the stage: trials of the study until none is left."""
-    work(params, name, data_dir, worker=True, threads=threads, checkpoints=checkpoints)
+    work(params, name, data_dir, worker=True, threads=threads, checkpoints=checkpoints,
+         baseline=baseline)
 
 
 def _check_helpers(name: str, helpers: list) -> list:
@@ -373,7 +458,7 @@ def _check_helpers(name: str, helpers: list) -> list:
 def tune(params: Params, name: str, paths: TunePaths) -> dict:
     """The stage: run the study, retrain and evaluate its best configuration, write results."""
     study, experiment, parent, loop = work(params, name, paths.data_dir,
-                                           checkpoints=paths.checkpoints)
+                                           checkpoints=paths.checkpoints, baseline=paths.baseline)
     tune = params.tune
     spec = tune.studies[name]
     base = model_section(params, spec.model)
@@ -428,11 +513,17 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     kept = (None if paths.checkpoints is None
             else paths.checkpoints / tuning.study_name(name, params))
     fitted = None
-    if kept is not None and full_fidelity(params, base):
+    replayed = trained_baseline(params, spec.model, base, paths.baseline)
+    if best.user_attrs.get("replayed_from") and replayed is not None:
+        fitted = replayed.result()  # nothing beat the baseline: the tuned model is its own
+    elif kept is not None and full_fidelity(params, base):
         fitted = load_checkpoint(kept, best.number, tuning.with_values(base, best.params,
                                                                        epochs=epochs))
-    summary["tuned_model"] = (f"trial {best.number}'s weights" if fitted is not None
-                              else "retrained on the whole training split")
+    summary["baseline_replayed"] = bool(baseline and baseline.user_attrs.get("replayed_from"))
+    summary["tuned_model"] = (
+        "retrained on the whole training split" if fitted is None
+        else f"the baseline's weights ({best.user_attrs['replayed_from']})"
+        if best.user_attrs.get("replayed_from") else f"trial {best.number}'s weights")
     train_paths = TrainPaths(paths.data_dir, paths.model_dir, paths.history_csv, paths.train_json)
     trained = train(params, model_name, train_paths, section=section, experiment=tune.experiment,
                     stage=f"tune@{name}", fitted=fitted,
