@@ -39,7 +39,7 @@ def load_study(project: Path, storage: str) -> optuna.Study:
     from imdb_rnn.config.params import load_params
 
     params = load_params(project / "params.yaml")
-    name = tuning.study_name("ff_tpe", params)
+    name = tuning.study_name("ff_tpe", params, project / "data" / "vectorized")
     return optuna.load_study(study_name=name, storage=tuning.open_storage(storage))
 
 

@@ -96,6 +96,40 @@ def test_study_name_follows_the_space_and_training_seed_but_not_the_budget(tmp_p
     assert name.startswith("ff_tpe-")
 
 
+def test_other_data_is_another_study(tmp_path):
+    """Trials scored on other data (a new vocabulary, other word vectors) are never mixed
+    with new ones, nor their kept weights reused: the data is part of the study's name."""
+    project = make_project(tmp_path)
+    params = load_params(project / "params.yaml")
+    data = project / "data" / "vectorized"
+    name = tuning.study_name("ff_tpe", params, data)
+    assert name == tuning.study_name("ff_tpe", params, data)
+    assert name != tuning.study_name("ff_tpe", params)
+    with open(data / "vocab.txt", "a") as handle:
+        handle.write("w50\n")
+    assert tuning.study_name("ff_tpe", params, data) != name
+
+
+def test_a_kept_trial_with_a_diverged_epoch_loads_with_nan(tmp_path):
+    """JSON stores NaN as null: a kept trial whose last epoch diverged still loads, NaN again."""
+    import keras
+
+    from imdb_rnn.modeling import TrainResult
+    from imdb_rnn.pipeline.tune import keep_checkpoint, load_checkpoint
+
+    section = parse_params(tiny_params(tmp_path)).train.models["ff"]
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    history = [{"epoch": 1, "val_accuracy": 0.7, "val_loss": 0.5},
+               {"epoch": 2, "val_accuracy": 0.5, "val_loss": float("nan")}]
+    keep_checkpoint(tmp_path, 3, TrainResult(model, history, 1, 2.0, 10), None, section)
+    result, coverage = load_checkpoint(tmp_path, 3, section)
+    assert result.best_epoch == 1 and result.history[0] == history[0] and coverage is None
+    assert np.isnan(result.history[1]["val_loss"])
+    other = section.model_copy(update={"dropout": 0.2})
+    assert load_checkpoint(tmp_path, 3, other) is None  # trained with another section
+    assert load_checkpoint(tmp_path, 4, section) is None  # never kept
+
+
 def test_every_study_starts_from_its_baseline_never_queued_twice(tmp_path):
     params = parse_params(tiny_params(tmp_path))
     base, space = params.train.models["ff"], params.tune.space["ff"]
@@ -448,7 +482,7 @@ def finish(process: subprocess.Popen) -> str:
 
 def study_of(project: Path, name: str) -> optuna.Study:
     params = load_params(project / "params.yaml")
-    full = tuning.study_name(name, params)
+    full = tuning.study_name(name, params, project / "data" / "vectorized")
     return optuna.load_study(study_name=full,
                              storage=tuning.open_storage(tuning.storage_url(params.tune)))
 

@@ -201,7 +201,8 @@ def tuning_markdown(table: pd.DataFrame) -> list[str]:
              "Each model's baseline (hand-set) against its tuned configuration (the best of its "
              "study by validation accuracy, trained the same way: the best trial's own weights "
              "when trials train as the baseline did, else retrained). The study's first trial is "
-             "the baseline itself, so the tuned model is never worse on validation; the test "
+             "the baseline itself (by default the baseline's own training, replayed), so the tuned "
+             "model is never worse on validation; the test "
              "split decides whether that carries over: exact McNemar test of the pair, "
              f"Holm-adjusted over the {len(table)} models tuned, significance level {ALPHA}.", "",
              "| model | trials (pruned) | baseline val | tuned val | baseline test | tuned test "

@@ -39,7 +39,8 @@ from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
-from imdb_rnn.io import atomic_path, atomic_paths, write_json
+from imdb_rnn.io import atomic_path, atomic_paths, is_stale, write_json
+from imdb_rnn.process import Owner
 from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, Stopping, TrainResult,
                                fit, load_model, recipe_for)
 from imdb_rnn.pipeline.evaluate import evaluate
@@ -47,6 +48,7 @@ from imdb_rnn.layout import tuned_name
 from imdb_rnn.pipeline.train import TrainPaths, train
 from imdb_rnn.search import study as tuning
 from imdb_rnn.search.trial_data import TrialData
+from imdb_rnn.data import load_sequences
 from imdb_rnn.tracking import runs as tracking
 
 # How often the main run looks again while other workers still run trials of the study.
@@ -58,9 +60,10 @@ CHECKPOINT_META = "trial.json"
 
 
 def full_fidelity(params: Params, base: ModelSection) -> bool:
-    """Whether every trial trains exactly as the train stage would: the whole training split,
-    the section's epochs, the same early stopping. Then the best trial's weights are the tuned
-    model, and retraining it would only repeat the trial."""
+    """Whether every trial trains as the train stage would: the whole training split, the
+    section's epochs, the same early stopping, seed and data (only the thread count may
+    differ). Then the best trial's weights are the tuned model, a retrain would repeat the
+    trial, and trial 0 may replay the train stage's baseline."""
     tune = params.tune
     return (tune.subsample is None and tune.trial_epochs(base) == base.epochs
             and tune.patience == params.train.patience)
@@ -92,7 +95,10 @@ def load_checkpoint(folder: Path, number: int, section: ModelSection
         return None
     if meta.get("section") != section.model_dump(mode="json") or not (path / MODEL_FILE).is_file():
         return None
-    result = TrainResult(load_model(path / MODEL_FILE), meta["history"], meta["best_epoch"],
+    # JSON holds a diverged epoch's NaN as null.
+    history = [{k: math.nan if v is None else v for k, v in row.items()}
+               for row in meta["history"]]
+    result = TrainResult(load_model(path / MODEL_FILE), history, meta["best_epoch"],
                          meta["seconds"], meta["train_samples"])
     return result, meta["coverage"]
 
@@ -101,8 +107,12 @@ def prune_checkpoints(folder: Path, keep: int | None) -> None:
     """Remove every kept trial of the study but ``keep`` (and unfinished temporary folders)."""
     if not folder.is_dir():
         return
+    me = Owner.current()
     for path in folder.iterdir():
-        if keep is None or path.name != _checkpoint(folder, keep).name:
+        if path.name.startswith("."):  # a temporary: only when its writer is gone (a worker
+            if is_stale(path.name, me):  # started by hand may still be saving a trial)
+                shutil.rmtree(path, ignore_errors=True)
+        elif keep is None or path.name != _checkpoint(folder, keep).name:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -124,12 +134,11 @@ class TrainedBaseline:
     summary: dict
     run_id: str | None
 
-    def result(self) -> tuple[TrainResult, float | None]:
+    def result(self, train_samples: int) -> tuple[TrainResult, float | None]:
         """As a training result (the model loaded) and its pretrained coverage."""
         s = self.summary
-        samples = round(s["train_samples_per_second"] * s["train_seconds"] / s["epochs"])
         return (TrainResult(load_model(self.paths.model_dir / MODEL_FILE), self.history,
-                            s["best_epoch"], s["train_seconds"], samples),
+                            s["best_epoch"], s["train_seconds"], train_samples),
                 s.get("pretrained_coverage"))
 
 
@@ -144,15 +153,16 @@ def trained_baseline(params: Params, model: str, base: ModelSection,
         summary = json.loads(paths.metrics_json.read_text(encoding="utf-8"))
         rows = pd.read_csv(paths.history_csv).to_dict("records")
         run = json.loads((paths.model_dir / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    expected = json.loads(json.dumps(tracking.run_params(params, model, base)))
-    if saved.get("params") != expected or len(rows) != summary.get("epochs"):
-        return None
-    history = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()} for row in rows]
-    # The CSV rounds; the summary holds the best epoch's figures unrounded.
-    history[summary["best_epoch"] - 1] |= {"val_accuracy": summary["best_val_accuracy"],
-                                           "val_loss": summary["best_val_loss"]}
+        expected = json.loads(json.dumps(tracking.run_params(params, model, base)))
+        if saved.get("params") != expected or len(rows) != summary.get("epochs"):
+            return None
+        history = [{k: int(v) if k == "epoch" else float(v) for k, v in row.items()}
+                   for row in rows]
+        # The CSV rounds; the summary holds the best epoch's figures unrounded.
+        history[summary["best_epoch"] - 1] |= {"val_accuracy": summary["best_val_accuracy"],
+                                               "val_loss": summary["best_val_loss"]}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None  # missing or not written by this project's train stage: trial 0 trains
     return TrainedBaseline(paths, history, summary, run.get("run_id"))
 
 
@@ -245,8 +255,13 @@ class Objective:
             trial.set_user_attr("best_epoch", result.best_epoch)
             trial.set_user_attr("seconds", round(result.seconds, 2))
             if self.checkpoints is not None and not callback.pruned and _leads(trial, value):
-                keep_checkpoint(self.checkpoints, trial.number, result,
-                                self.data.coverage(section), section)
+                try:
+                    keep_checkpoint(self.checkpoints, trial.number, result,
+                                    self.data.coverage(section), section)
+                except OSError as error:  # only costs a retrain if this trial stays the best
+                    print(f"warning: tune@{self.name}: trial {trial.number}'s weights not kept "
+                          f"({error}); the best configuration is retrained if it is this one",
+                          file=sys.stderr, flush=True)
             del result
             keras.backend.clear_session()
             gc.collect()
@@ -273,8 +288,8 @@ class Objective:
         trial.set_user_attr("epochs_run", len(self.baseline.history))
         trial.set_user_attr("best_epoch", summary["best_epoch"])
         trial.set_user_attr("seconds", summary["train_seconds"])
-        run.set_tags({"replayed_from": f"train@{self.study.model}",
-                      "baseline_run_id": str(self.baseline.run_id)})
+        run.set_tags({"replayed_from": f"train@{self.study.model}"}
+                     | ({"baseline_run_id": self.baseline.run_id} if self.baseline.run_id else {}))
         value = float(summary["best_val_accuracy"])
         run.log_metrics({"best_val_accuracy": value})
         return value
@@ -361,7 +376,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     # The study's storage first: a bad one stops the stage before MLflow is touched.
     storage = tuning.open_storage(tuning.storage_url(tune))
     experiment = tracking.connect(params.mlflow, tune.experiment)
-    full_name = tuning.study_name(name, params)
+    full_name = tuning.study_name(name, params, data_dir)
     kept = None if checkpoints is None else checkpoints / full_name
     study = tuning.open_study(full_name, storage, spec.sampler, tune,
                               seed=tuning.study_seed(tune.seed, name),
@@ -511,11 +526,12 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     model_name = tuned_name(name)
     section: ModelSection = tuning.with_values(base, best.params)
     kept = (None if paths.checkpoints is None
-            else paths.checkpoints / tuning.study_name(name, params))
+            else paths.checkpoints / study.study_name)
     fitted = None
     replayed = trained_baseline(params, spec.model, base, paths.baseline)
     if best.user_attrs.get("replayed_from") and replayed is not None:
-        fitted = replayed.result()  # nothing beat the baseline: the tuned model is its own
+        # Nothing beat the baseline: the tuned model is its own.
+        fitted = replayed.result(len(load_sequences(paths.data_dir / "train.npz")))
     elif kept is not None and full_fidelity(params, base):
         fitted = load_checkpoint(kept, best.number, tuning.with_values(base, best.params,
                                                                        epochs=epochs))

@@ -226,16 +226,45 @@ def make_pruner(tune: TuneParams, max_epochs: int) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-def study_name(name: str, params: Params) -> str:
-    """``NAME-<hash>`` of study ``name``: a changed space, base section, trial budget or
-    training seed starts a new study.
+# What a trial's value is: the validation accuracy of the weights early stopping keeps (the
+# best train.monitor epoch). Part of a study's identity: trials scored another way (the best
+# epoch's accuracy on validation, as before) belong to another study.
+VALUE = "val_accuracy_at_best_monitor_epoch"
+# What a study's trials read from the data folder (vectorize's outputs).
+DATA_FILES = ("vocab.txt", "train.npz", "val.npz")
+
+
+def data_fingerprint(data_dir: Path, embedding_files: list[str | None]) -> str:
+    """A digest of the data every trial trains on: the vectorized splits and vocabulary, and
+    each word-vector file a trial may start from (a file not there yet counts by its path)."""
+    digest = hashlib.sha256()
+    paths = [Path(data_dir) / f for f in DATA_FILES]
+    paths += [Path(f) for f in sorted({f for f in embedding_files if f})]
+    for path in paths:
+        digest.update(path.name.encode())
+        try:
+            with open(path, "rb") as handle:
+                for chunk in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(chunk)
+        except OSError:
+            digest.update(b"missing")
+    return digest.hexdigest()[:16]
+
+
+def study_name(name: str, params: Params, data_dir: Path | None = None) -> str:
+    """``NAME-<hash>`` of study ``name``: a changed space, base section, trial budget, training
+    seed, or (given ``data_dir``) other data or word vectors starts a new study, so trials
+    scored on other data are never compared with new ones, nor their kept weights reused.
 
     n_trials and timeout are left out, so raising them continues the same study.
     """
     tune = params.tune
     study = tune.studies[name]
     base = params.train.models[study.model]
-    identity = {"study": study.model_dump(), "base": base.model_dump(),
+    space = tune.space[study.model]
+    files = [base.embedding_file, *getattr(space.get("embedding_file"), "choices", [])]
+    identity = {"study": study.model_dump(), "base": base.model_dump(), "value": VALUE,
+                "data": None if data_dir is None else data_fingerprint(data_dir, files),
                 "space": {k: v.model_dump() for k, v in tune.space[study.model].items()},
                 "seed": tune.seed, "epochs": tune.trial_epochs(base), "patience": tune.patience,
                 # every trial trains with train.seed and stops early on train.monitor
