@@ -39,8 +39,7 @@ from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
-from imdb_rnn.io import atomic_path, atomic_paths, is_stale, write_json
-from imdb_rnn.process import Owner
+from imdb_rnn.io import atomic_path, atomic_paths, write_json
 from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, Stopping, TrainResult,
                                fit, load_model, recipe_for)
 from imdb_rnn.pipeline.evaluate import evaluate
@@ -103,16 +102,13 @@ def load_checkpoint(folder: Path, number: int, section: ModelSection
     return result, meta["coverage"]
 
 
-def prune_checkpoints(folder: Path, keep: int | None) -> None:
-    """Remove every kept trial of the study but ``keep`` (and unfinished temporary folders)."""
+def prune_checkpoints(folder: Path, keep: int) -> None:
+    """Remove every kept trial of the study but ``keep``. Temporaries are left to
+    ``io.sweep_stale_temporaries`` (a worker started by hand may still be writing one)."""
     if not folder.is_dir():
         return
-    me = Owner.current()
     for path in folder.iterdir():
-        if path.name.startswith("."):  # a temporary: only when its writer is gone (a worker
-            if is_stale(path.name, me):  # started by hand may still be saving a trial)
-                shutil.rmtree(path, ignore_errors=True)
-        elif keep is None or path.name != _checkpoint(folder, keep).name:
+        if not path.name.startswith(".") and path.name != _checkpoint(folder, keep).name:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -235,15 +231,11 @@ class Objective:
         trial.set_user_attr("mlflow_run_id", run.id)
         callback = _TrialCallback(trial, run)
         state = "FAIL"
-        if tuning.is_baseline(trial) and self.baseline is not None:
-            try:
+        try:
+            if tuning.is_baseline(trial) and self.baseline is not None:
                 value = self._replay(trial, run, callback)
                 state = "COMPLETE"
                 return value
-            finally:
-                run.set_tags({"trial_state": state})
-                run.end(tracking.TRIAL_STATUS[state])
-        try:
             result = fit(recipe_for(section), self.data.train, self.data.val,
                          vocab_size=len(self.data.vocabulary), seed=seed,
                          stopping=Stopping(self.params.train.monitor, tune.patience),
