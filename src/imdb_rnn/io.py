@@ -101,7 +101,7 @@ def temporary_directory(beside: str | os.PathLike[str]) -> Iterator[Path]:
 _NOT_SEARCHED = {".git", ".dvc", ".venv", "venv", "node_modules", "__pycache__"}
 
 
-def _is_stale(name: str, me: Owner) -> bool:
+def is_stale(name: str, me: Owner) -> bool:
     """Whether ``name`` is one of this module's temporaries and its writer is gone (a dead pid,
     or a pid reused since); a live writer's (a parallel worker's) is kept."""
     match = _TEMPORARY.fullmatch(name)
@@ -117,7 +117,7 @@ def sweep_stale_temporaries(root: str | os.PathLike[str]) -> list[Path]:
     me = Owner.current()
     stale = []
     for folder, dirs, files in os.walk(root):
-        found = {name for name in (*dirs, *files) if _is_stale(name, me)}
+        found = {name for name in (*dirs, *files) if is_stale(name, me)}
         dirs[:] = [d for d in dirs if d not in _NOT_SEARCHED and d not in found]
         stale += [Path(folder) / name for name in sorted(found)]
     return _remove(stale)
