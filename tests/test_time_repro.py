@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 import time_repro
 
@@ -46,3 +47,33 @@ def test_the_table_has_a_column_per_run_and_a_dash_for_a_missing_stage(tmp_path:
     text = time_repro.table(runs)
     assert "| old (aaaaaaa) | new (bbbbbbb) |" in text
     assert "| tune | 90 | - |" in text and "| **whole run** | **100** | **50** |" in text
+
+
+def test_settings_replace_the_value_at_their_dotted_key(tmp_path: Path):
+    params = tmp_path / "params.yaml"
+    params.write_text("tune:\n  n_trials: 8\n  studies:\n    lstm: {model: lstm, sampler: tpe}\n"
+                      "  subsample: null\n")
+    settings = [time_repro.parse_setting(text) for text in (
+        "tune.n_trials=10", "tune.subsample=5000",
+        "tune.studies={a: {model: lstm, sampler: random}, b: {model: lstm, sampler: tpe}}")]
+    time_repro.apply_settings(params, settings)
+    tune = yaml.safe_load(params.read_text())["tune"]
+    assert tune["n_trials"] == 10 and tune["subsample"] == 5000
+    assert tune["studies"] == {"a": {"model": "lstm", "sampler": "random"},
+                               "b": {"model": "lstm", "sampler": "tpe"}}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("tune.n_trials", "expected KEY=VALUE"), ("tune..n_trials=3", "expected KEY=VALUE"),
+    ("tune.n_trials=[1", "the value is not YAML")])
+def test_a_malformed_setting_is_named(text: str, message: str):
+    with pytest.raises(SystemExit, match=message):
+        time_repro.parse_setting(text)
+
+
+def test_a_setting_under_a_missing_section_is_named(tmp_path: Path):
+    params = tmp_path / "params.yaml"
+    params.write_text("tune:\n  n_trials: 8\n")
+    with pytest.raises(SystemExit, match="params.yaml has no tunes"):
+        time_repro.apply_settings(params, [time_repro.parse_setting("tunes.n_trials=3")])
+    assert params.read_text() == "tune:\n  n_trials: 8\n"

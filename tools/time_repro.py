@@ -10,6 +10,14 @@ and after figures of a speed change are two runs of this, back to back, on one q
     python tools/time_repro.py --rev HEAD --out /tmp/after.json
     python tools/time_repro.py --table /tmp/before.json /tmp/after.json   # the Markdown table
 
+``--set KEY=VALUE`` changes ``params.yaml`` in the clone before the run, as ``dvc exp run -S``
+would (dotted key, YAML value, the whole value at that key replaced), so a new commit can be
+timed at an older commit's amount of work, for example its two LSTM studies:
+
+    python tools/time_repro.py --rev HEAD --out /tmp/equal.json \
+        --set 'tune.studies={lstm_random: {model: lstm, sampler: random}, lstm_tpe: {model: lstm, sampler: tpe}}' \
+        --set tune.n_trials=10 --set tune.epochs=3 --set tune.subsample=5000
+
 Uses the packages of the running interpreter (``requirements.lock``); a commit whose lock differs
 needs its own environment (``--python``). Not a test and not a DVC stage: a full run takes an
 hour or more on 2 cores. Never writes to this workspace (only ``--out``).
@@ -28,6 +36,8 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 STAGE_LINE = re.compile(r"^Running stage '([^']+)'")
 
@@ -44,6 +54,35 @@ def clone(rev: str, folder: Path) -> str:
     subprocess.run(["git", "clone", "-q", "--no-checkout", str(ROOT), str(folder)], check=True)
     subprocess.run(["git", "checkout", "-q", "--detach", sha], cwd=folder, check=True)
     return sha
+
+
+def parse_setting(text: str) -> tuple[list[str], object]:
+    """``a.b.c=YAML`` -> (["a", "b", "c"], the parsed value)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise SystemExit(f"error: --set {text!r}: expected KEY=VALUE with a dotted KEY")
+    try:
+        return key.split("."), yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise SystemExit(f"error: --set {text!r}: the value is not YAML ({error})") from None
+
+
+def apply_settings(params_file: Path, settings: list[tuple[list[str], object]]) -> None:
+    """Replace the value at each dotted key of ``params_file`` (which must exist up to its
+    parent), keeping the file otherwise as parsed YAML."""
+    params = yaml.safe_load(params_file.read_text())
+    for keys, value in settings:
+        node = params
+        for depth, key in enumerate(keys[:-1]):
+            if not isinstance(node, dict) or key not in node:
+                raise SystemExit(f"error: --set {'.'.join(keys)}: params.yaml has no "
+                                 f"{'.'.join(keys[:depth + 1])}")
+            node = node[key]
+        if not isinstance(node, dict):
+            raise SystemExit(f"error: --set {'.'.join(keys)}: {'.'.join(keys[:-1])} is not a "
+                             f"mapping")
+        node[keys[-1]] = value
+    params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 def timed_repro(folder: Path, python: str, log: Path) -> tuple[int, float, dict[str, float]]:
@@ -103,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where to clone (default: beside this repository, time-<rev>)")
     parser.add_argument("--python", default=sys.executable)
     parser.add_argument("--keep", action="store_true", help="keep the clone afterwards")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="change params.yaml in the clone (as dvc exp run -S); repeatable")
     parser.add_argument("--table", nargs="+", type=Path, metavar="JSON",
                         help="print the Markdown table of earlier runs and exit")
     args = parser.parse_args(argv)
@@ -112,14 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is None:
         parser.error("--out is required unless --table is given")
     folder = args.workdir or ROOT.parent / f"time-{re.sub(r'[^A-Za-z0-9._-]', '_', args.rev)}"
+    settings = [parse_setting(text) for text in args.set]
     sha = clone(args.rev, folder)
+    if settings:
+        apply_settings(folder / "params.yaml", settings)
     log = args.out.with_suffix(".log")
     try:
         code, wall, stages = timed_repro(folder, args.python, log)
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
-    result = {"rev": args.rev, "commit": sha, "returncode": code, "wall_s": wall,
+    result = {"rev": args.rev, "commit": sha, "set": args.set, "returncode": code, "wall_s": wall,
               "stages": stages, "cpu": cpu_model(),
               "cores": os.cpu_count(), "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                  time.gmtime())}
