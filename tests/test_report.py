@@ -137,8 +137,8 @@ def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     assert len(pd.read_csv(out / "significance.csv")) == 10  # 5 models, every pair
     tuning = pd.read_csv(out / "tuning.csv")
-    assert list(tuning["study"]) == ["lstm_tpe"] and tuning["verdict"].iloc[0] in (
-        "tuning helped", "tuning hurt", "no real difference")
+    assert list(tuning["study"]) == ["lstm_tpe"] and tuning["verdict"].iloc[0].startswith((
+        "tuning helped", "tuning hurt", "no real difference"))
     assert "## Did tuning pay?" in text and "| lstm | " in text.split("## Did tuning pay?")[1]
 
 
@@ -164,3 +164,30 @@ def test_tuning_is_judged_on_the_test_pair_in_words(baseline_right, tuned_right,
     assert row.verdict == words and row.trials == 8
     assert (row.baseline_test, row.tuned_test) == (baseline_right / n, tuned_right / n)
     assert "| lstm | 8 (2) | 85.00% | 87.00% |" in "\n".join(tuning_markdown(table))
+
+
+@pytest.mark.parametrize(("seed_accuracies", "words"), [
+    ((0.75, 0.74, 0.76), "tuning helped"),  # 0.90 is far above the baseline's seeds
+    ((0.75, 0.85, 0.95), "tuning helped, but within the baseline's seed spread: these weights, "
+                         "not the configuration"),
+    ((0.75,), "tuning helped"),  # one seed: no spread to judge by
+])
+def test_a_significant_gain_within_the_baselines_seed_spread_says_so(seed_accuracies, words):
+    n = 400
+    base = np.arange(n) < 300
+    tuned = np.arange(n)[::-1] < 360
+    best = {"baseline_val_accuracy": 0.85, "best_val_accuracy": 0.87,
+            "best_is_baseline": False, "trials_complete": 6, "trials_pruned": 2}
+    summary = {"seeds": list(range(len(seed_accuracies))),
+               "test_accuracy_mean": float(np.mean(seed_accuracies)),
+               "test_accuracy_std": (float(np.std(seed_accuracies, ddof=1))
+                                     if len(seed_accuracies) > 1 else None)}
+    table = tuning_verdicts(_tests_of(base, tuned), {"lstm": ("lstm", best)},
+                            {"lstm": summary})
+    (row,) = table.itertuples()
+    assert row.verdict == words
+    markdown = "\n".join(tuning_markdown(table))
+    if len(seed_accuracies) > 1:
+        assert f"| 75.00% | {np.mean(seed_accuracies):.2%} ± " in markdown
+    else:
+        assert "| 75.00% | - | 90.00% |" in markdown

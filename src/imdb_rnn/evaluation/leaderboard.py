@@ -148,19 +148,28 @@ def in_words(row: pd.Series) -> str:
 
 
 TUNING_COLUMNS = ["study", "baseline", "tuned", "baseline_val", "tuned_val", "best_is_baseline",
-                  "baseline_test", "tuned_test", "p_value", "trials", "pruned", "p_holm",
+                  "baseline_test", "tuned_test", "p_value", "trials", "pruned",
+                  "baseline_seeds", "baseline_seed_mean", "baseline_seed_std", "p_holm",
                   "verdict"]
+# A tuned model whose test accuracy lies within mean +- SEED_BAND sd of its baseline retrained
+# with other seeds is no further from the baseline than another training seed alone would be.
+SEED_BAND = 2.0
 
 
-def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]]) -> pd.DataFrame:
+def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]],
+                    seed_runs: dict[str, dict] | None = None) -> pd.DataFrame:
     """Per study: its baseline against its tuned model on the test split, in words.
 
     ``studies``: study -> (baseline model name, the study's best.json). The p-values are the
     exact McNemar tests of each (baseline, tuned) pair, Holm-adjusted over these planned
-    comparisons (one per study).
+    comparisons (one per study). McNemar compares two sets of weights; ``seed_runs`` (the seeds
+    stage's summaries, by baseline name) add the baseline's spread over training seeds, and a
+    significant difference that stays within it is said to be so (the configuration is not
+    shown better or worse than the baseline's, only these weights).
     """
     from statsmodels.stats.multitest import multipletests
 
+    seed_runs = seed_runs or {}
     rows = []
     for study, (baseline, best) in studies.items():
         tuned = tuned_name(study)
@@ -177,7 +186,8 @@ def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]]) -
                      "baseline_test": acc[baseline], "tuned_test": acc[tuned],
                      "p_value": float(row["p_value"]),
                      "trials": (best.get("trials_complete") or 0) + (best.get("trials_pruned") or 0),
-                     "pruned": best.get("trials_pruned")})
+                     "pruned": best.get("trials_pruned"),
+                     **_seed_spread(seed_runs.get(baseline))})
     table = pd.DataFrame(rows, columns=TUNING_COLUMNS[:-2])
     if table.empty:
         return pd.DataFrame(columns=TUNING_COLUMNS)
@@ -186,12 +196,31 @@ def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]]) -
     return table
 
 
+def _seed_spread(summary: dict | None) -> dict:
+    """The baseline's test accuracy over its training seeds (None without replicates)."""
+    if not summary or len(summary.get("seeds", [])) < 2:
+        return {"baseline_seeds": None, "baseline_seed_mean": None, "baseline_seed_std": None}
+    return {"baseline_seeds": len(summary["seeds"]),
+            "baseline_seed_mean": summary["test_accuracy_mean"],
+            "baseline_seed_std": summary["test_accuracy_std"]}
+
+
+def _within_seed_spread(r) -> bool:
+    if r.baseline_seed_std is None or pd.isna(r.baseline_seed_std):
+        return False
+    return abs(r.tuned_test - r.baseline_seed_mean) <= SEED_BAND * r.baseline_seed_std
+
+
 def _tuning_words(r) -> str:
     if r.best_is_baseline:
         return "no trial beat the baseline on validation: tuned = baseline"
     if r.p_holm >= ALPHA:
         return "no real difference"
-    return "tuning helped" if r.tuned_test > r.baseline_test else "tuning hurt"
+    words = "tuning helped" if r.tuned_test > r.baseline_test else "tuning hurt"
+    if _within_seed_spread(r):
+        words += (", but within the baseline's seed spread: these weights, not the "
+                  "configuration")
+    return words
 
 
 def tuning_markdown(table: pd.DataFrame) -> list[str]:
@@ -204,17 +233,25 @@ def tuning_markdown(table: pd.DataFrame) -> list[str]:
              "the baseline itself (by default the baseline's own training, replayed), so the tuned "
              "model is never worse on validation; the test "
              "split decides whether that carries over: exact McNemar test of the pair, "
-             f"Holm-adjusted over the {len(table)} models tuned, significance level {ALPHA}.", "",
-             "| model | trials (pruned) | baseline val | tuned val | baseline test | tuned test "
-             "| p (Holm) | verdict |",
-             "|---|---|---|---|---|---|---|---|"]
+             f"Holm-adjusted over the {len(table)} models tuned, significance level {ALPHA}. "
+             "That test compares two sets of trained weights; *baseline over seeds* is the "
+             "baseline trained again with other training seeds (mean ± sd, runs), and a "
+             f"significant difference whose tuned test accuracy lies within mean ± {SEED_BAND:g} "
+             "sd of those runs is no larger than another training seed alone gives: it says "
+             "*within the baseline's seed spread*.", "",
+             "| model | trials (pruned) | baseline val | tuned val | baseline test | "
+             "baseline over seeds | tuned test | p (Holm) | verdict |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in table.itertuples():
         base_val = f"{r.baseline_val:.2%}" if r.baseline_val is not None and pd.notna(
             r.baseline_val) else "-"
         pruned = 0 if r.pruned is None or pd.isna(r.pruned) else int(r.pruned)
+        seeds = ("-" if r.baseline_seed_std is None or pd.isna(r.baseline_seed_std) else
+                 f"{r.baseline_seed_mean:.2%} ± {r.baseline_seed_std:.2%} "
+                 f"({int(r.baseline_seeds)})")
         lines.append(f"| {r.baseline} | {int(r.trials)} ({pruned}) | {base_val} | "
-                     f"{r.tuned_val:.2%} | {r.baseline_test:.2%} | {r.tuned_test:.2%} | "
-                     f"{r.p_holm:.2g} | {r.verdict} |")
+                     f"{r.tuned_val:.2%} | {r.baseline_test:.2%} | {seeds} | "
+                     f"{r.tuned_test:.2%} | {r.p_holm:.2g} | {r.verdict} |")
     return lines
 
 
@@ -336,7 +373,7 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
     layout = Reports(reports, evaluation)
     tuning = tuning_verdicts(tests, {
         study: (spec.model, read_json(layout.study_best(study), f"study {study} summary"))
-        for study, spec in params.tune.studies.items()})
+        for study, spec in params.tune.studies.items()}, seed_runs)
     tuning.to_csv(out / "tuning.csv", index=False, float_format="%.6g")
     if not tuning.empty:
         head, _, rest = text.partition("\n## Which differences are real?")
