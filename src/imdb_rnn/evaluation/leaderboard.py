@@ -87,6 +87,23 @@ def load_seed_runs(layout: Reports, names: list[str]) -> dict[str, dict]:
             for name in names if layout.seeds(name).is_file()}
 
 
+def seed_spread(summary: dict | None, prefix: str = "") -> dict:
+    """A model's test accuracy over its training seeds, from its seeds-stage summary (None
+    without one; a standard deviation of None for a single seed)."""
+    if not summary:
+        return {f"{prefix}seeds": None, f"{prefix}seed_mean": None, f"{prefix}seed_std": None}
+    return {f"{prefix}seeds": len(summary["seeds"]),
+            f"{prefix}seed_mean": summary["test_accuracy_mean"],
+            f"{prefix}seed_std": summary["test_accuracy_std"]}
+
+
+def seed_cell(mean: float | None, std: float | None, runs: int | None) -> str:
+    """'mean ± sd (runs)' for a table, '-' without a spread."""
+    if std is None or pd.isna(std):
+        return "-"
+    return f"{mean:.2%} ± {std:.2%} ({int(runs)})"
+
+
 def leaderboard(results: list[ModelResult], *, n_resamples: int, seed: int,
                 seed_runs: dict[str, dict] | None = None) -> pd.DataFrame:
     seed_runs = seed_runs or {}
@@ -105,9 +122,7 @@ def leaderboard(results: list[ModelResult], *, n_resamples: int, seed: int,
             "epochs": train.get("epochs"),
             "reviews_per_second": r.metrics.get("reviews_per_second"),
             "published": published[0], "published_setting": published[1],
-            "seeds": len(seed_runs[r.name]["seeds"]) if r.name in seed_runs else None,
-            "seed_mean": seed_runs[r.name]["test_accuracy_mean"] if r.name in seed_runs else None,
-            "seed_std": seed_runs[r.name]["test_accuracy_std"] if r.name in seed_runs else None,
+            **seed_spread(seed_runs.get(r.name)),
         })
     return pd.DataFrame(rows).sort_values("test_accuracy", ascending=False, ignore_index=True)
 
@@ -187,22 +202,13 @@ def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]],
                      "p_value": float(row["p_value"]),
                      "trials": (best.get("trials_complete") or 0) + (best.get("trials_pruned") or 0),
                      "pruned": best.get("trials_pruned"),
-                     **_seed_spread(seed_runs.get(baseline))})
+                     **seed_spread(seed_runs.get(baseline), "baseline_")})
     table = pd.DataFrame(rows, columns=TUNING_COLUMNS[:-2])
     if table.empty:
         return pd.DataFrame(columns=TUNING_COLUMNS)
     table["p_holm"] = multipletests(table["p_value"], method="holm")[1]
     table["verdict"] = [_tuning_words(r) for r in table.itertuples()]
     return table
-
-
-def _seed_spread(summary: dict | None) -> dict:
-    """The baseline's test accuracy over its training seeds (None without replicates)."""
-    if not summary or len(summary.get("seeds", [])) < 2:
-        return {"baseline_seeds": None, "baseline_seed_mean": None, "baseline_seed_std": None}
-    return {"baseline_seeds": len(summary["seeds"]),
-            "baseline_seed_mean": summary["test_accuracy_mean"],
-            "baseline_seed_std": summary["test_accuracy_std"]}
 
 
 def _within_seed_spread(r) -> bool:
@@ -246,9 +252,7 @@ def tuning_markdown(table: pd.DataFrame) -> list[str]:
         base_val = f"{r.baseline_val:.2%}" if r.baseline_val is not None and pd.notna(
             r.baseline_val) else "-"
         pruned = 0 if r.pruned is None or pd.isna(r.pruned) else int(r.pruned)
-        seeds = ("-" if r.baseline_seed_std is None or pd.isna(r.baseline_seed_std) else
-                 f"{r.baseline_seed_mean:.2%} ± {r.baseline_seed_std:.2%} "
-                 f"({int(r.baseline_seeds)})")
+        seeds = seed_cell(r.baseline_seed_mean, r.baseline_seed_std, r.baseline_seeds)
         lines.append(f"| {r.baseline} | {int(r.trials)} ({pruned}) | {base_val} | "
                      f"{r.tuned_val:.2%} | {r.baseline_test:.2%} | {seeds} | "
                      f"{r.tuned_test:.2%} | {r.p_holm:.2g} | {r.verdict} |")
@@ -295,8 +299,7 @@ def leaderboard_markdown(board: pd.DataFrame, tests: pd.DataFrame, top: list[str
     for i, r in enumerate(board.itertuples(), start=1):
         seconds = f"{r.train_seconds:,.0f}" if pd.notna(r.train_seconds) else "-"
         speed = f"{r.reviews_per_second:,.0f}" if pd.notna(r.reviews_per_second) else "-"
-        seeds = (f"{r.seed_mean:.2%} ± {r.seed_std:.2%} ({int(r.seeds)})"
-                 if pd.notna(r.seed_std) else "-")
+        seeds = seed_cell(r.seed_mean, r.seed_std, r.seeds)
         lines.append(f"| {i} | {r.model} | {r.kind} | {r.test_accuracy:.2%} | "
                      f"{r.ci_low:.2%} - {r.ci_high:.2%} | {seeds} | {r.f1:.4f} | {r.roc_auc:.4f} | "
                      f"{_fmt_int(r.params)} | {seconds} | {_fmt_int(r.epochs)} | {speed} | "
