@@ -95,3 +95,16 @@ def test_the_previous_path_against_the_new_one_in_worker_processes(tiny):
                      "families": [], "paths": [result], "paths_command": "y",
                      "previous": "abc1234"})
     assert "| feedforward | 2 | 4, 0.002 |" in text and "| 8, 0.002 | 2 x 1 |" in text
+
+
+def test_a_rerun_keeps_the_hand_written_levers_section(tmp_path):
+    from benchmark import HAND_WRITTEN, with_hand_written
+
+    report = tmp_path / "benchmarks.md"
+    assert with_hand_written("# Benchmarks\n", report) == "# Benchmarks\n"  # no file yet
+    report.write_text(f"# Benchmarks\n\nold table\n\n{HAND_WRITTEN} (not kept)\n\nBlockLSTM\n")
+    new = with_hand_written("# Benchmarks\n\nnew table\n", report)
+    assert "old table" not in new and "new table" in new
+    assert new.endswith(f"{HAND_WRITTEN} (not kept)\n\nBlockLSTM\n")
+    report.write_text("# Benchmarks\n\nno hand-written section\n")
+    assert with_hand_written("# Benchmarks\n", report) == "# Benchmarks\n"

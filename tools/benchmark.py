@@ -309,6 +309,16 @@ def markdown(report: dict) -> str:
 
 
 ROOT = Path(__file__).resolve().parents[1]
+# Measurements written by hand (one-off scripts) below this heading survive a rerun of the tool.
+HAND_WRITTEN = "## Levers measured that do not pay"
+
+
+def with_hand_written(text: str, existing: Path) -> str:
+    """``text`` (this run's report) followed by the hand-written section of the report at
+    ``existing``, from its :data:`HAND_WRITTEN` heading to the end (if it has one)."""
+    old = existing.read_text(encoding="utf-8") if existing.is_file() else ""
+    start = old.find(HAND_WRITTEN)
+    return text if start < 0 else f"{text}\n{old[start:]}"
 
 
 def main() -> None:
@@ -377,7 +387,7 @@ def main() -> None:
         report["pruning_study"] = f"{args.study}, {args.trials} trials"
         report["pruning"] = pruning_comparison(params, args.study, args.data, args.trials)
     write_json(args.out.with_suffix(".json"), report)
-    write_text(args.out, markdown(report))
+    write_text(args.out, with_hand_written(markdown(report), args.out))
     print(markdown(report))
 
 
