@@ -387,8 +387,9 @@ def main() -> None:
         report["pruning_study"] = f"{args.study}, {args.trials} trials"
         report["pruning"] = pruning_comparison(params, args.study, args.data, args.trials)
     write_json(args.out.with_suffix(".json"), report)
-    write_text(args.out, with_hand_written(markdown(report), args.out))
-    print(markdown(report))
+    text = markdown(report)
+    write_text(args.out, with_hand_written(text, args.out))
+    print(text)
 
 
 if __name__ == "__main__":
