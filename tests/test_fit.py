@@ -121,3 +121,25 @@ def test_clipnorm_reaches_the_optimizer():
     assert result.model.optimizer.clipnorm == pytest.approx(0.5)
     plain = fit(recipe_for(_lstm(epochs=1)), train, None, vocab_size=10, seed=0, verbose=0)
     assert plain.model.optimizer.clipnorm is None
+
+
+@pytest.mark.parametrize("feed", ["bucketed", "classic"])
+def test_the_cosine_schedule_decays_to_zero_over_the_whole_budget(feed):
+    train = _toy_data(64, 0)  # 4 steps an epoch at batch 16
+    result = fit(recipe_for(_lstm(epochs=3), schedule="cosine", feed=feed), train, None,
+                 vocab_size=10, seed=0, verbose=0)
+    optimizer = result.model.optimizer
+    assert int(optimizer.iterations) == 12
+    # after the whole budget (3 epochs x 4 steps) the rate has decayed to 0 from 0.02
+    assert float(optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+    constant = fit(recipe_for(_lstm(epochs=3)), train, None, vocab_size=10, seed=0, verbose=0)
+    assert float(constant.model.optimizer.learning_rate) == pytest.approx(0.02)
+
+
+def test_without_patience_every_epoch_trains_and_the_best_is_kept():
+    train, val = _toy_data(128, 0), _toy_data(32, 1)
+    result = fit(recipe_for(_lstm(epochs=4, learning_rate=0.2)), train, val, vocab_size=10,
+                 seed=1, stopping=Stopping("val_loss", None), verbose=0)
+    losses = [h["val_loss"] for h in result.history]
+    assert len(result.history) == 4
+    assert result.best_epoch == int(np.argmin(losses)) + 1

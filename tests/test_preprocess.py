@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import tarfile
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from conftest import make_archive, tiny_reviews
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.config.params import PreprocessParams
-from imdb_rnn.data.preprocess import build_table, count_duplicates, data_report, read_archive
+from imdb_rnn.data.preprocess import (build_table, count_duplicates, data_report, read_archive,
+                                      read_movie_list)
 
 
 def pp(**overrides) -> PreprocessParams:
-    base = dict(lowercase=True, punctuation="split", val_fraction=0.5, split_seed=1,
+    base = dict(lowercase=True, punctuation="split", validation="random", val_fraction=0.5,
+                split_seed=1,
                 drop_test_duplicates=False, report_maxlens=[5, 10], per_label=None)
     return PreprocessParams(**{**base, **overrides})
 
@@ -202,3 +206,80 @@ def test_embed_refuses_the_same_members(tmp_path):
                            _member("aclImdb/train/unsup/1_0.txt", tarfile.SYMTYPE, "../../x"))
     with pytest.raises(PipelineError, match="link to"):
         read_unlabeled(archive)
+
+
+def _with_movies(tmp_path: Path, urls: bool = True) -> pd.DataFrame:
+    """12 training reviews of 4 movies (3 each, consecutive ids as in aclImdb), with the
+    official urls_*.txt lists when ``urls``."""
+    files = tiny_reviews()
+    if urls:
+        for label in ("pos", "neg"):
+            lines = [f"http://www.imdb.com/title/tt{label}{i // 3}/usercomments" for i in range(6)]
+            files[f"train/urls_{label}.txt"] = "\n".join(lines).encode()
+    return read_archive(make_archive(tmp_path / "m.tar.gz", files))
+
+
+def test_movie_validation_from_the_archives_urls_keeps_movies_whole(tmp_path):
+    raw = _with_movies(tmp_path)
+    assert raw.loc[raw["split"] == "train", "movie"].nunique() == 4
+    sides = set()
+    for seed in range(6):
+        table, _ = build_table(raw, pp(validation="movie", val_fraction=0.25, split_seed=seed))
+        val = table.loc[table["split"] == "val", "review"]
+        # whole movies: ids 0-2 and 3-5 of one label are one movie each
+        movies = {(r.split("/")[1], int(r.split("/")[2].split("_")[0]) // 3) for r in val}
+        assert len(val) == 3 * len(movies) == 3
+        assert "movie" not in table  # the URLs do not reach the reviews table
+        assert "whole movies" in table.attrs["validation"]
+        sides.add(frozenset(val))
+    assert len(sides) > 1  # the split seed chooses the movies
+
+
+def test_movie_validation_from_a_list_where_the_archive_has_no_urls(tmp_path):
+    raw = _with_movies(tmp_path, urls=False)
+    assert raw["movie"].isna().all()
+    listed = {"train/pos/0_8.txt", "train/neg/5_2.txt"}
+    table, _ = build_table(raw, pp(validation="movie", movie_split_file="l.txt",
+                                   movie_split_sha256="0" * 64), listed)
+    assert set(table.loc[table["split"] == "val", "review"]) == listed
+    with pytest.raises(PipelineError, match="movie_split_file is null"):
+        build_table(raw, pp(validation="movie"))
+
+
+def test_a_duplicate_text_never_straddles_a_movie_split(tmp_path):
+    files = tiny_reviews()
+    files["train/pos/4_9.txt"] = files["train/pos/0_8.txt"]
+    raw = read_archive(make_archive(tmp_path / "d.tar.gz", files))
+    table, _ = build_table(raw, pp(validation="movie", movie_split_file="l.txt",
+                                   movie_split_sha256="0" * 64), {"train/pos/0_8.txt",
+                                                                  "train/pos/1_8.txt"})
+    assert set(table.loc[table["split"] == "val", "review"]) == {"train/pos/1_8.txt"}
+
+
+def test_a_bad_movie_list_is_one_line_naming_it(tmp_path):
+    good = tmp_path / "dev.txt"
+    good.write_text("pos/0_8.txt\nneg/5_2.txt\n")
+    digest = hashlib.sha256(good.read_bytes()).hexdigest()
+    assert read_movie_list(good, digest) == {"train/pos/0_8.txt", "train/neg/5_2.txt"}
+    with pytest.raises(PipelineError, match=r"dev.txt: SHA-256 .* is not preprocess"):
+        read_movie_list(good, "f" * 64)
+    with pytest.raises(PipelineError, match=r"nope.txt: movie split list not found"):
+        read_movie_list(tmp_path / "nope.txt", digest)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("pos/0_8.txt\ntrain/pos/1_8.txt\n")
+    with pytest.raises(PipelineError, match=r"bad.txt:2: 'train/pos/1_8.txt' is not a review"):
+        read_movie_list(bad, None)
+    raw = _with_movies(tmp_path, urls=False)
+    with pytest.raises(PipelineError, match=r"l.txt: 1 review\(s\) not in the archive's training "
+                                            r"reviews, e.g. train/pos/99_9.txt"):
+        build_table(raw, pp(validation="movie", movie_split_file="l.txt",
+                            movie_split_sha256="0" * 64), {"train/pos/99_9.txt"})
+
+
+def test_the_committed_movie_list_is_the_one_params_name():
+    from imdb_rnn.config.params import load_params
+
+    params = load_params(Path(__file__).parents[1] / "params.yaml").preprocess
+    listed = read_movie_list(Path(__file__).parents[1] / params.movie_split_file,
+                             params.movie_split_sha256)
+    assert len(listed) == 5000

@@ -49,8 +49,19 @@ class PreprocessParams(_Section):
     lowercase: bool
     # keep: leave punctuation in words; strip: delete it; split: make each mark its own token.
     punctuation: Literal["keep", "strip", "split"]
+    # How validation reviews are carved out of the training reviews. movie: whole movies, so no
+    # movie has reviews on both sides (as the official train and test splits); random: reviews
+    # drawn one by one, stratified by label (a validation review then has same-movie siblings
+    # in training).
+    validation: Literal["movie", "random"]
+    # random, and movie from the archive's train/urls_*.txt: the share of training reviews.
     val_fraction: float = Field(gt=0.0, lt=1.0)
     split_seed: int
+    # movie, where the archive has no train/urls_*.txt (the offline copy): the validation
+    # reviews as a list of paths under aclImdb/train/ (pos/ID_RATING.txt, one a line) and its
+    # SHA-256.
+    movie_split_file: str | None = None
+    movie_split_sha256: str | None = None
     # Test reviews whose exact text also occurs in train: True drops them from test (cleaner
     # estimate), False keeps the official 25,000 (comparable with published numbers).
     drop_test_duplicates: bool
@@ -58,6 +69,12 @@ class PreprocessParams(_Section):
     # A stratified slice: at most this many reviews per official split and label (null = all
     # 50,000). The smoke profile uses it to run the whole DAG in minutes.
     per_label: int | None = Field(default=None, gt=1)
+
+    @model_validator(mode="after")
+    def _movie_list_needs_checksum(self) -> PreprocessParams:
+        if self.movie_split_file is not None and self.movie_split_sha256 is None:
+            raise ValueError("movie_split_file is set, so movie_split_sha256 must be set too")
+        return self
 
 
 class VectorizeParams(_Section):
@@ -198,8 +215,14 @@ class TrainParams(_Section):
     # Training seed (weights, shuffling); kept apart from preprocess.split_seed so the split
     # stays fixed while training seeds vary.
     seed: int
+    # The weights of the best epoch by monitor are kept.
     monitor: Literal["val_loss", "val_accuracy"]
-    patience: int = Field(ge=0)
+    # Epochs without improvement of monitor before stopping; None: train every epoch of the
+    # section's budget.
+    patience: int | None = Field(ge=0)
+    # The learning rate over a training: constant, or cosine (decays from the section's
+    # learning_rate to 0 over its epochs).
+    schedule: Literal["constant", "cosine"]
     models: dict[str, ModelParams]
 
     @model_validator(mode="after")
@@ -315,7 +338,7 @@ class TuneParams(_Section):
     timeout: float | None = Field(default=None, gt=0.0)  # seconds per invocation; None = no limit
     # The most epochs a trial trains; None = the base section's epochs (the baseline's fidelity).
     epochs: int | None = Field(default=None, gt=0)
-    patience: int = Field(ge=0)  # early stopping inside a trial
+    patience: int | None = Field(ge=0)  # early stopping inside a trial (None: none)
     # Stratified training reviews per trial (None: the whole train split); validation is whole.
     subsample: int | None = Field(default=None, gt=1)
     pruner: Literal["median", "hyperband", "none"]

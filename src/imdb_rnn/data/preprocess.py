@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tarfile
 import zlib
@@ -28,6 +29,8 @@ _REVIEW = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$
 _REVIEW_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg|unsup)/(.+)$")
 _REVIEW_FILE = re.compile(r"^\d+_\d+\.txt$")
 _LABEL_DIR = re.compile(r"^(?:\./)?aclImdb/(train|test)/(pos|neg)/?$")
+# The official archive's movie lists: line i of train/urls_pos.txt is the movie of pos/i_*.txt.
+_URLS = re.compile(r"^(?:\./)?aclImdb/train/urls_(pos|neg)\.txt$")
 
 
 def review_key(member_name: str) -> tuple[str, str, str, str] | None:
@@ -76,14 +79,17 @@ def read_archive(path: str | Path) -> pd.DataFrame:
     """Read every labeled review of an aclImdb ``.tar.gz`` into a table of raw texts.
 
     Columns: ``review`` (its path inside ``aclImdb/``, unique), ``id``, ``split`` (official:
-    train or test), ``label`` (0 neg, 1 pos), ``rating`` and ``text`` (raw). The unlabeled
-    ``train/unsup`` reviews and every other file are skipped.
+    train or test), ``label`` (0 neg, 1 pos), ``rating`` and ``text`` (raw). Where the archive
+    holds the official ``train/urls_pos.txt`` and ``urls_neg.txt``, column ``movie`` holds each
+    training review's movie URL (else it is None). The unlabeled ``train/unsup`` reviews and
+    every other file are skipped.
     """
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: archive not found (run the fetch stage)")
     rows: list[tuple[str, int, str, int, int, str]] = []
     seen_dirs: set[tuple[str, str]] = set()
+    urls: dict[str, list[str]] = {}
     try:
         with tarfile.open(path, mode="r:gz") as archive:
             for member in archive:
@@ -94,6 +100,12 @@ def read_archive(path: str | Path) -> pd.DataFrame:
                         seen_dirs.add((dir_match.group(1), dir_match.group(2)))
                     continue
                 key = review_key(member.name)
+                url_list = _URLS.match(member.name)
+                if url_list and member.isfile():
+                    handle = archive.extractfile(member)
+                    assert handle is not None
+                    urls[url_list.group(1)] = _decode(handle.read(), path,
+                                                      member.name).splitlines()
                 if key is None or not member.isfile():
                     continue
                 split, label_name, review_id, rating = key
@@ -110,7 +122,25 @@ def read_archive(path: str | Path) -> pd.DataFrame:
     except (tarfile.TarError, EOFError, zlib.error, OSError) as error:
         raise PipelineError(f"{path}: corrupt or truncated archive ({error})") from None
     _check_layout(rows, seen_dirs, path)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    table["movie"] = table["review"].map(_movies(table, urls)) \
+        if set(urls) == set(LABELS) else None
+    return table
+
+
+def _movies(table: pd.DataFrame, urls: dict[str, list[str]]) -> dict[str, str]:
+    """Each training review's movie URL, from the lists: line i is the movie of ``LABEL/i_*``.
+    Empty unless the lists cover every training review (then the movie split uses
+    ``preprocess.movie_split_file`` instead)."""
+    movies = {}
+    for review, review_id, label in table.loc[table["split"] == "train",
+                                              ["review", "id", "label"]].itertuples(index=False):
+        lines = urls["pos" if label else "neg"]
+        if review_id >= len(lines) or not lines[review_id].strip():
+            return {}
+        # The movie's page, whatever follows it (/usercomments, a query string).
+        movies[review] = lines[review_id].strip().split("/usercomments")[0]
+    return movies
 
 
 def _decode(data: bytes, archive: Path, name: str) -> str:
@@ -154,6 +184,82 @@ def split_validation(table: pd.DataFrame, *, val_fraction: float, seed: int) -> 
     return table["split"].mask(is_val, "val")
 
 
+def movie_validation(movies: dict[str, str], *, val_fraction: float, seed: int) -> set[str]:
+    """Validation reviews by whole movies: movies in an order shuffled with ``seed`` go to
+    validation until it holds ``val_fraction`` of the training reviews."""
+    by_movie: dict[str, list[str]] = {}
+    for review, movie in sorted(movies.items()):
+        by_movie.setdefault(movie, []).append(review)
+    order = sorted(by_movie)
+    np.random.default_rng(seed).shuffle(order)
+    chosen: set[str] = set()
+    for movie in order:
+        if len(chosen) >= val_fraction * len(movies):
+            break
+        chosen.update(by_movie[movie])
+    return chosen
+
+
+def read_movie_list(path: str | Path, sha256: str | None) -> set[str]:
+    """The validation reviews of a movie-disjoint split list (``pos/ID_RATING.txt`` lines,
+    under ``aclImdb/train/``), checksum verified; a one-line error names what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: movie split list not found (preprocess.movie_split_file)")
+    if sha256 is not None and (actual := hashlib.sha256(path.read_bytes()).hexdigest()) != sha256:
+        raise PipelineError(f"{path}: SHA-256 {actual[:12]}... is not "
+                            f"preprocess.movie_split_sha256 {sha256[:12]}...")
+    names = set()
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if not re.fullmatch(r"(pos|neg)/\d+_\d+\.txt", line):
+            raise PipelineError(f"{path}:{number}: {line[:60]!r} is not a review path "
+                                "such as pos/123_9.txt")
+        names.add(f"train/{line}")
+    if not names:
+        raise PipelineError(f"{path}: movie split list is empty")
+    return names
+
+
+def has_movies(raw: pd.DataFrame) -> bool:
+    """Whether every training review of ``raw`` knows its movie (the official archive's URLs)."""
+    return bool("movie" in raw and raw.loc[raw["split"] == "train", "movie"].notna().all())
+
+
+def carve_validation(table: pd.DataFrame, params: PreprocessParams,
+                     movie_list: set[str] | None) -> tuple[pd.Series, str]:
+    """The split column with validation carved out of ``train`` as ``params.validation`` says,
+    and where the split came from (for the data report).
+
+    movie: from the archive's movie URLs when it has them (``table.attrs["movies"]``), else
+    from ``movie_list``. Texts that occur in both parts afterwards go wholly to train, so a
+    duplicate never leaks into validation.
+    """
+    if params.validation == "random":
+        return (split_validation(table, val_fraction=params.val_fraction,
+                                 seed=params.split_seed),
+                f"{params.val_fraction:.0%} of train drawn at random (split seed "
+                f"{params.split_seed}), stratified by label")
+    train = table[table["split"] == "train"]
+    if has_movies(table):
+        movies = dict(zip(train["review"], train["movie"]))
+        val = movie_validation(movies, val_fraction=params.val_fraction, seed=params.split_seed)
+        source = (f"whole movies (train/urls_*.txt), {params.val_fraction:.0%} of train "
+                  f"(split seed {params.split_seed})")
+    elif movie_list is not None:
+        val, source = movie_list, f"the movie-disjoint list {params.movie_split_file}"
+    else:
+        raise PipelineError("preprocess.validation is movie, but the archive has no "
+                            "train/urls_*.txt and preprocess.movie_split_file is null")
+    is_train = table["split"] == "train"
+    is_val = is_train & table["review"].isin(val)
+    shared = set(table.loc[is_val, "text"]) & set(table.loc[is_train & ~is_val, "text"])
+    is_val &= ~table["text"].isin(shared)
+    return table["split"].mask(is_val, "val"), source + ", duplicates kept in train"
+
+
 def take_slice(raw: pd.DataFrame, per_label: int | None, seed: int) -> pd.DataFrame:
     """At most ``per_label`` reviews of each official split and label, drawn with ``seed``."""
     if per_label is None:
@@ -163,8 +269,15 @@ def take_slice(raw: pd.DataFrame, per_label: int | None, seed: int) -> pd.DataFr
             .sort_values("review", kind="stable").reset_index(drop=True))
 
 
-def build_table(raw: pd.DataFrame, params: PreprocessParams) -> tuple[pd.DataFrame, dict]:
-    """Standardise, split and apply the duplicate policy; return the table and duplicate counts."""
+def build_table(raw: pd.DataFrame, params: PreprocessParams,
+                movie_list: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    """Standardise, split and apply the duplicate policy; return the table and duplicate counts
+    (``attrs["validation"]`` says how validation was carved)."""
+    if movie_list is not None and params.validation == "movie" and not has_movies(raw):
+        unknown = sorted(movie_list - set(raw.loc[raw["split"] == "train", "review"]))
+        if unknown:
+            raise PipelineError(f"{params.movie_split_file}: {len(unknown):,} review(s) not in "
+                                f"the archive's training reviews, e.g. {unknown[0]}")
     table = take_slice(raw, params.per_label, params.split_seed)
     raw = table
     table = table.copy()
@@ -177,11 +290,12 @@ def build_table(raw: pd.DataFrame, params: PreprocessParams) -> tuple[pd.DataFra
     if params.drop_test_duplicates:
         train_texts = set(table.loc[table["split"] == "train", "text"])
         table = table[~((table["split"] == "test") & table["text"].isin(train_texts))]
-    table["split"] = split_validation(table, val_fraction=params.val_fraction,
-                                      seed=params.split_seed)
+    table["split"], validation = carve_validation(table, params, movie_list)
     duplicates["test_dropped"] = int(len(raw) - len(table))
     table = table.sort_values(["split", "review"], kind="stable").reset_index(drop=True)
     table["split"] = pd.Categorical(table["split"], categories=["train", "val", "test"])
+    table = table.drop(columns="movie", errors="ignore")
+    table.attrs = {"validation": validation}
     return table, duplicates
 
 
@@ -226,12 +340,12 @@ def data_report(table: pd.DataFrame, duplicates: dict, maxlens: Sequence[int]) -
     }
 
 
-def report_markdown(report: dict, params: PreprocessParams, source: str) -> str:
-    """The data report as short Markdown for people."""
+def report_markdown(report: dict, params: PreprocessParams, source: str,
+                    validation: str) -> str:
+    """The data report as short Markdown for people; ``validation`` says how it was carved."""
     lines = ["# Data report", "",
              f"Source: `{source}`. Text: lowercase={params.lowercase}, "
-             f"punctuation={params.punctuation}; validation = {params.val_fraction:.0%} of train "
-             f"(split seed {params.split_seed}), stratified by label, duplicates kept together.",
+             f"punctuation={params.punctuation}; validation = {validation}.",
              "", "| split | reviews | neg | pos |", "|---|---:|---:|---:|"]
     for split, c in report["counts"].items():
         lines.append(f"| {split} | {c['reviews']:,} | {c['neg']:,} | {c['pos']:,} |")

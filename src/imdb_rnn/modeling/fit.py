@@ -45,6 +45,9 @@ class Recipe:
     batch_size: int
     epochs: int
     clipnorm: float | None = None
+    # The learning rate over training: constant, or cosine (decays from learning_rate to 0 over
+    # the whole budget of `epochs`, step by step: the last epochs fine-tune at a small rate).
+    schedule: Literal["constant", "cosine"] = "constant"
     loss: str = "binary_crossentropy"
     feed: Literal["bucketed", "classic"] = "bucketed"
 
@@ -74,11 +77,11 @@ class Arrays:
 
 @dataclass(frozen=True)
 class Stopping:
-    """Early stopping: stop after ``patience`` epochs without improvement of ``monitor``, and
-    keep the weights of the best epoch."""
+    """Keep the weights of the best epoch by ``monitor``; stop after ``patience`` epochs without
+    improvement of it (``None``: never stop early, train every epoch of the budget)."""
 
     monitor: str
-    patience: int
+    patience: int | None
 
 
 @dataclass
@@ -107,13 +110,26 @@ def build(recipe: Recipe, vocab_size: int) -> keras.Model:
                        **recipe.architecture)
 
 
-def compile_model(model: keras.Model, recipe: Recipe) -> None:
-    """The recipe's optimizer and loss, with accuracy.
+def learning_rate(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The recipe's learning rate: a number, or a schedule over its ``epochs`` of
+    ``steps_per_epoch`` optimizer steps each."""
+    if recipe.schedule == "constant":
+        return recipe.learning_rate
+    return keras.optimizers.schedules.CosineDecay(
+        recipe.learning_rate, decay_steps=max(1, recipe.epochs * steps_per_epoch))
+
+
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int = 1) -> None:
+    """The recipe's optimizer (its learning rate scheduled over ``steps_per_epoch`` steps an
+    epoch) and loss, with accuracy.
 
     No XLA for bucketed batches, which would recompile for every batch length; the classic
     fixed-shape input keeps Keras' default ("auto": XLA where a GPU is, none on a CPU).
     """
-    config: dict[str, Any] = {"learning_rate": recipe.learning_rate}
+    rate = learning_rate(recipe, steps_per_epoch)
+    config: dict[str, Any] = {
+        "learning_rate": rate if isinstance(rate, float) else
+        keras.optimizers.schedules.serialize(rate)}
     if recipe.clipnorm is not None:
         config["clipnorm"] = recipe.clipnorm
     optimizer = keras.optimizers.get({"class_name": recipe.optimizer, "config": config})
@@ -154,18 +170,18 @@ def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | Non
     model = build(recipe, vocab_size)
     if embedding is not None:
         model.get_layer("embedding").set_weights([embedding])
-    compile_model(model, recipe)
     if verbose is None:  # a progress bar in a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     timer = _EpochTimer()
     stopper = (None if stopping is None else keras.callbacks.EarlyStopping(
-        monitor=stopping.monitor, patience=stopping.patience, restore_best_weights=True,
-        verbose=int(verbose > 0)))
+        monitor=stopping.monitor, restore_best_weights=True, verbose=int(verbose > 0),
+        patience=recipe.epochs if stopping.patience is None else stopping.patience))
     every = [timer, *([stopper] if stopper else []), *callbacks]
     start = time.perf_counter()
     if recipe.feed == "classic":
         x = _as_arrays(train, recipe.shape)
         v = None if val is None else _as_arrays(val, recipe.shape)
+        compile_model(model, recipe, steps_per_epoch=-(-len(x) // recipe.batch_size))
         history = model.fit(x.x, x.y, batch_size=recipe.batch_size, epochs=recipe.epochs,
                             validation_data=None if v is None else (v.x, v.y),
                             verbose=verbose, callbacks=every)
@@ -173,6 +189,7 @@ def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | Non
         if not isinstance(train, Sequences):
             raise TypeError("the bucketed feed takes token sequences")
         train_ds, _ = make_dataset(train, recipe.shape, recipe.batch_size, seed=seed)
+        compile_model(model, recipe, steps_per_epoch=int(train_ds.cardinality()))
         # Validation only predicts: batches of at least VALIDATION_BATCH (same accuracy, since
         # padding is masked; fewer, larger steps).
         val_ds = None if val is None else make_dataset(

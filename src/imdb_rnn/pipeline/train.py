@@ -36,7 +36,7 @@ def fit_section(params: Params, section: ModelSection, data_dir: Path, *, seed: 
     val = load_sequences(data_dir / "val.npz")
     vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
     matrix, coverage = initial_embedding(section, vocabulary, seed)
-    result = fit(recipe_for(section), train, val, vocab_size=len(vocabulary), seed=seed,
+    result = fit(recipe_for(section, schedule=params.train.schedule), train, val, vocab_size=len(vocabulary), seed=seed,
                  stopping=Stopping(params.train.monitor, params.train.patience),
                  embedding=matrix, verbose=verbose)
     return result, coverage
@@ -55,6 +55,34 @@ def training_summary(name: str, section: ModelSection, result: TrainResult,
         "pretrained_coverage": coverage,
         "train_samples_per_second": round(result.samples_per_second, 1),
     }
+
+
+def save_model_folder(params: Params, section: ModelSection, result: TrainResult,
+                      data_dir: Path, folder: Path, resolved: Mapping) -> str:
+    """Write what a model folder holds (Keras model, vocabulary, preprocessing settings with
+    the resolved ``params``, Keras' summary) into ``folder``; returns the summary's text."""
+    text_summary = io.StringIO()
+    result.model.summary(print_fn=lambda line, **_: text_summary.write(line + "\n"))
+    result.model.save(folder / MODEL_FILE)
+    shutil.copyfile(data_dir / VOCAB_FILE, folder / VOCAB_FILE)
+    write_json(folder / PREPROCESSING_FILE, {
+        "lowercase": params.preprocess.lowercase,
+        "punctuation": params.preprocess.punctuation,
+        **recipe_for(section).shape.to_json(), "family": section.family, "params": dict(resolved),
+    })
+    (folder / SUMMARY_FILE).write_text(text_summary.getvalue(), encoding="utf-8")
+    return text_summary.getvalue()
+
+
+def log_model_folder(experiment: tracking.Experiment, run: tracking.Run, folder: Path,
+                     tags: Mapping[str, str]) -> str:
+    """Log the model folder ``folder`` as ``run``'s MLflow Model and record both in its
+    run file (what register reads); returns the logged model's id."""
+    model_id = models.log_network(experiment, run, folder,
+                                  (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE), tags=tags)
+    write_json(folder / RUN_FILE, {"run_id": run.id, "model_id": model_id,
+                                   "tracking_uri": experiment.uri})
+    return model_id
 
 
 def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection | None = None,
@@ -85,31 +113,19 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
         result, coverage = fitted or fit_section(params, section, paths.data_dir,
                                                  seed=params.train.seed)
         summary = training_summary(name, section, result, coverage)
-        text_summary = io.StringIO()
-        result.model.summary(print_fn=lambda line, **_: text_summary.write(line + "\n"))
-        shape = recipe_for(section).shape
-        result.model.save(model_tmp / MODEL_FILE)
-        shutil.copyfile(paths.data_dir / VOCAB_FILE, model_tmp / VOCAB_FILE)
-        write_json(model_tmp / PREPROCESSING_FILE, {
-            "lowercase": params.preprocess.lowercase,
-            "punctuation": params.preprocess.punctuation,
-            **shape.to_json(), "family": section.family, "params": resolved,
-        })
-        (model_tmp / SUMMARY_FILE).write_text(text_summary.getvalue(), encoding="utf-8")
+        text_summary = save_model_folder(params, section, result, paths.data_dir, model_tmp,
+                                         resolved)
         run.log_history(result.history)
         run.log_metrics({k: v for k, v in summary.items()
                          if isinstance(v, (int, float)) and k != "epochs"}
                         | {"epochs_trained": summary["epochs"]})
-        run.log_text(text_summary.getvalue(), "model_summary.txt")
+        run.log_text(text_summary, "model_summary.txt")
         figure = plots.learning_curves(result.history, f"{name} ({section.family})")
         run.log_figure(figure, "learning_curves.png")
         plots.close(figure)
         # After the metrics: the logged model takes the run's step-0 metrics with it.
-        model_id = models.log_network(mlflow_experiment, run, model_tmp,
-                                      (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE),
-                                      tags={"model": name, "family": section.family})
-        write_json(model_tmp / RUN_FILE, {"run_id": run.id, "model_id": model_id,
-                                          "tracking_uri": mlflow_experiment.uri})
+        log_model_folder(mlflow_experiment, run, model_tmp,
+                         tags={"model": name, "family": section.family})
         pd.DataFrame(result.history).to_csv(history_tmp, index=False, float_format="%.5f")
         write_json(metrics_tmp, summary)
     return summary

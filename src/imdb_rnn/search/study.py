@@ -269,6 +269,7 @@ def study_name(name: str, params: Params, data_dir: Path | None = None) -> str:
                 "seed": tune.seed, "epochs": tune.trial_epochs(base), "patience": tune.patience,
                 # every trial trains with train.seed and stops early on train.monitor
                 "train_seed": params.train.seed, "monitor": params.train.monitor,
+                "schedule": params.train.schedule,
                 "subsample": tune.subsample, "pruner": tune.pruner,
                 "n_startup_trials": tune.n_startup_trials,
                 "pruner_warmup_epochs": tune.pruner_warmup_epochs}

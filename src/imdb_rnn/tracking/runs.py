@@ -447,9 +447,11 @@ def run_params(params: Params, name: str, section: ModelSection | None = None) -
         "seed": params.train.seed,
         "monitor": params.train.monitor,
         "patience": params.train.patience,
+        "schedule": params.train.schedule,
         "max_features": params.vectorize.max_features,
         "lowercase": params.preprocess.lowercase,
         "punctuation": params.preprocess.punctuation,
+        "validation": params.preprocess.validation,
         "split_seed": params.preprocess.split_seed,
         "val_fraction": params.preprocess.val_fraction,
     }
