@@ -5,7 +5,7 @@ from pathlib import Path
 
 from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
-from imdb_rnn.data.embed import build_embeddings
+from imdb_rnn.data.embed import blas_coretype, build_embeddings, pin_blas_kernel
 from imdb_rnn.io import write_json
 from imdb_rnn.config.params import load_params
 
@@ -20,8 +20,10 @@ def main() -> None:
     parser.add_argument("--summary", required=True, type=Path, help="summary JSON (metrics)")
     args = parser.parse_args()
     params = load_params(args.params)
+    # Re-executes this script when OpenBLAS was loaded with another kernel (before any work).
+    pinned = pin_blas_kernel(blas_coretype(params.embed))
     summary = build_embeddings(args.archive, args.table, args.vocab, params.preprocess,
-                               params.embed, args.out)
+                               params.embed, args.out) | {"blas_coretype": pinned}
     write_json(args.summary, summary)
     print(f"embed: {describe(summary)}")
 

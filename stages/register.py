@@ -1,4 +1,5 @@
-"""DVC stage `register`: the best network by validation accuracy, registered as the champion."""
+"""DVC stage `register`: the configuration with the best mean validation accuracy over training
+seeds, its best-validation seed's weights registered as the champion."""
 
 import argparse
 from pathlib import Path
@@ -24,8 +25,9 @@ def main() -> None:
     with atomic_paths(args.json, args.markdown) as (js, md):
         write_json(js, result)
         write_text(md, markdown(result))
-    print(f"register: {result['model']} (validation {result['val_accuracy']:.2%}) is version "
-          f"{result['version']} of {result['registered_model']}@{result['alias']}")
+    print(f"register: {result['model']} (mean validation {result['val_accuracy_mean']:.2%}; "
+          f"seed {result['served_seed']}'s weights) is version {result['version']} of "
+          f"{result['registered_model']}@{result['alias']}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""DVC stage `report`: leaderboard with confidence intervals, McNemar tests, figures, one HTML page."""
+"""DVC stage `report`: leaderboard on seed means, significance tests, figures, one HTML page."""
 
 import argparse
 from pathlib import Path
@@ -23,7 +23,7 @@ def main() -> None:
     parser.add_argument("--leaderboard-csv", type=Path, required=True)
     parser.add_argument("--significance", type=Path, required=True, help="McNemar, every pair")
     parser.add_argument("--tuning", type=Path, required=True,
-                        help="baseline against tuned model per study, McNemar verdict")
+                        help="baseline against tuned configuration per study, verdict")
     parser.add_argument("--html", type=Path, required=True, help="the whole report, one page")
     parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
     args = parser.parse_args()
@@ -36,8 +36,8 @@ def main() -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             move_into_place(Path(tmp) / name, target)
     best = board.iloc[0]
-    print(f"report: {len(board)} models; best {best['model']} at {best['test_accuracy']:.2%} "
-          f"-> {args.leaderboard_md}, {args.html}")
+    print(f"report: {len(board)} models; best {best['model']} at {best['mean_accuracy']:.2%} "
+          f"(mean over seeds) -> {args.leaderboard_md}, {args.html}")
 
 
 if __name__ == "__main__":

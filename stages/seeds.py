@@ -18,13 +18,15 @@ def main() -> None:
     parser.add_argument("--baseline-test", required=True, type=Path,
                         help="the baseline's test metrics (evaluate@NAME)")
     parser.add_argument("--out", required=True, type=Path, help="summary JSON (metrics)")
+    parser.add_argument("--model-out", required=True, type=Path,
+                        help="folder for the best-validation replicate's model (and seed.json)")
     args = parser.parse_args()
     summary = replicate(load_params(args.params), args.name, args.data, args.baseline_train,
-                        args.baseline_test, args.out)
+                        args.baseline_test, args.out, args.model_out)
     std = summary["test_accuracy_std"]
     spread = f" ± {std:.4f}" if std is not None else ""
-    print(f"seeds@{args.name}: test accuracy {summary['test_accuracy_mean']:.4f}{spread} "
-          f"over seeds {summary['seeds']}")
+    print(f"seeds@{args.name}: test accuracy {summary['test_accuracy_mean']:.4f}{spread} over "
+          f"seeds {summary['seeds']}; best on validation: seed {summary['best_val_seed']}")
 
 
 if __name__ == "__main__":

@@ -112,6 +112,45 @@ def test_a_removed_dep_is_caught():
     assert uncovered(script, reduced) == ["src/imdb_rnn/modeling/fit.py"]
 
 
+def _path_options(cmd: str) -> dict[str, str]:
+    """A stage command's ``--option path`` pairs (values with a folder in them)."""
+    words = cmd.split()
+    return {w: v for w, v in zip(words, words[1:]) if w.startswith("--") and "/" in v}
+
+
+@pytest.mark.parametrize("stage", ["seeds", "seeds_tuned"])
+def test_every_file_a_seeds_stage_names_is_a_dep_or_an_output(stage):
+    """The seed stages read their train.seed run, the study's best.json and the baseline's seed
+    runs (reused when the baseline won its study) from their command line: each must be a dep,
+    or a change would not rerun them; what they write must be declared."""
+    body = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"][stage]
+    body = body.get("do", body)
+    deps = [str(d) for d in body["deps"]]
+    outs = {str(p) for section in ("outs", "metrics") for entry in body.get(section, [])
+            for p in (entry if isinstance(entry, dict) else {entry: None})}
+    written = {"--out", "--model-out"}
+    options = _path_options(body["cmd"])
+    assert written <= set(options)
+    for option, path in options.items():
+        if option in written:
+            assert path in outs, f"{stage}: {option} {path} is not among its outs"
+        else:
+            assert covered(ROOT / path, deps), f"{stage}: {option} {path} is not among its deps"
+
+
+def test_only_the_tuned_seeds_stage_runs_the_search_package():
+    """seeds_tuned rebuilds the tuned section with the search package; seeds@NAME must not
+    import it, or every change to the search would retrain all six baselines' seeds."""
+    study = SRC / "imdb_rnn" / "search" / "study.py"
+    seeds = SRC / "imdb_rnn" / "pipeline" / "seeds.py"
+    assert study not in import_closure(ROOT / "stages" / "seeds.py")
+    tuned = import_closure(ROOT / "stages" / "seeds_tuned.py")
+    assert {study, seeds} <= tuned
+    name, script, deps = next(s for s in stages() if s[0] == "seeds_tuned")
+    assert uncovered(script, [d for d in deps if d != "src/imdb_rnn/search"]) == sorted(
+        str(p.relative_to(ROOT)) for p in tuned if SRC / "imdb_rnn" / "search" in p.parents)
+
+
 def test_the_closure_follows_imports_inside_functions(tmp_path):
     script = tmp_path / "stage.py"
     script.write_text("def main():\n    from imdb_rnn.evaluation import leaderboard\n")

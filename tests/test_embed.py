@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -9,8 +13,9 @@ import pytest
 
 from conftest import make_archive, tiny_reviews
 
-from imdb_rnn.data.embed import (TARGET_STD, embedding_matrix, read_unlabeled, read_vectors,
-                            train_word2vec, unlabeled_texts, write_vectors)
+from imdb_rnn.data.embed import (DEFAULT_BLAS_CORETYPE, TARGET_STD, blas_coretype,
+                                 embedding_matrix, pin_blas_kernel, read_unlabeled, read_vectors,
+                                 train_word2vec, unlabeled_texts, write_vectors)
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.data.fetch import sha256_of
 from imdb_rnn.config.params import EmbedParams
@@ -110,3 +115,65 @@ def test_embedding_matrix_rescales_known_words_and_fills_the_rest(tmp_path):
         embedding_matrix(tmp_path / "v.txt", VOCAB, 8, seed=0)
     with pytest.raises(PipelineError, match="nope.txt: word vectors file not found"):
         embedding_matrix(tmp_path / "nope.txt", VOCAB, 2, seed=0)
+
+
+# word2vec in a fresh process: argv[1] is the kernel to pin ('none': no pin); prints the md5 of
+# the vectors. SciPy (gensim's OpenBLAS) is loaded before the pin, so only a pin that restarts
+# the process can take effect.
+W2V_CHILD = """
+import hashlib, random, sys
+import scipy.linalg
+from imdb_rnn.config import EmbedParams
+from imdb_rnn.data.embed import pin_blas_kernel, train_word2vec
+if sys.argv[1] != "none":
+    pin_blas_kernel(sys.argv[1])
+rng = random.Random(0)
+words = [f"w{i}" for i in range(40)]
+texts = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(200)]
+params = EmbedParams.model_validate({"dim": 64, "algorithm": "cbow", "window": 3, "min_count": 1,
+    "epochs": 2, "seed": 1, "workers": 1, "use_unlabeled": False})
+vectors, _ = train_word2vec(texts, params, ["[PAD]", "[UNK]", *words])
+print(hashlib.md5(vectors.tobytes()).hexdigest())
+"""
+
+
+def w2v_md5(pin: str, environment_coretype: str | None) -> str:
+    """md5 of the vectors of W2V_CHILD, run with OPENBLAS_CORETYPE as given (None: unset)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if environment_coretype is not None:
+        env["OPENBLAS_CORETYPE"] = environment_coretype
+    done = subprocess.run([sys.executable, "-c", W2V_CHILD, pin], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()[-1]
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (Linux), empty elsewhere."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    return next((set(line.split(":", 1)[1].split()) for line in cpuinfo.splitlines()
+                 if line.startswith("flags")), set())
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64") or
+                    not {"avx2", "fma"} <= cpu_flags(),
+                    reason="needs an x86-64 CPU that runs OpenBLAS' Haswell kernel (AVX2, FMA)")
+def test_the_pinned_blas_kernel_decides_the_vectors_whatever_the_environment_names():
+    # Unpinned, Haswell's kernel (saxpy with FMA) gives other vectors than Prescott's (SSE3)...
+    prescott = w2v_md5("none", "Prescott")
+    assert w2v_md5("none", "Haswell") != prescott
+    # ...pinned, the environment's kernel (another, or the CPU's own) no longer counts.
+    assert w2v_md5("Prescott", "Haswell") == prescott
+    assert w2v_md5("Prescott", None) == prescott
+
+
+def test_an_unknown_blas_kernel_is_named_and_null_pins_nothing(monkeypatch):
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
+    with pytest.raises(PipelineError, match="embed.blas_coretype: 'Preskott' is not an OpenBLAS "
+                                            "x86-64 kernel"):
+        pin_blas_kernel("Preskott")
+    assert pin_blas_kernel(None) is None and os.environ["OPENBLAS_CORETYPE"] == "Haswell"
+    assert blas_coretype(embed_params()) == DEFAULT_BLAS_CORETYPE  # before the field exists, too

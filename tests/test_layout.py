@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from imdb_rnn.layout import Reports, tuned_name
+from imdb_rnn.layout import Reports, seed_model_dir, tuned_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,11 @@ def test_the_layout_is_what_dvc_yaml_declares():
     assert {str(layout.train_summary("lstm")), str(layout.history("lstm"))} <= train
     assert {str(layout.test_metrics("lstm")), str(layout.roc("lstm")),
             str(layout.predictions("lstm"))} <= evaluate
-    assert str(layout.seeds("lstm")) in declared("seeds", "lstm")
+    assert {str(layout.seeds("lstm")), str(seed_model_dir(Path("models"), "lstm"))} <= declared(
+        "seeds", "lstm")
+    assert {str(layout.seeds(tuned_name("lstm"))),
+            str(seed_model_dir(Path("models"), tuned_name("lstm")))} <= declared(
+        "seeds_tuned", "lstm")
     tune, model = declared("tune", "lstm"), tuned_name("lstm")
     assert {str(layout.study_best("lstm")), str(layout.study_trials("lstm")),
             str(layout.train_summary(model)), str(layout.history(model)),

@@ -58,7 +58,7 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("project")
     for name in ("dvc.yaml", "params.yaml"):
         shutil.copy(ROOT / name, root / name)
-    for folder in ("stages", "src"):
+    for folder in ("stages", "src", "splits"):
         shutil.copytree(ROOT / folder, root / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -94,7 +94,12 @@ def test_data_stages_on_the_slice(project):
     counts = report["counts"]
     assert counts["train"]["reviews"] + counts["val"]["reviews"] == 300
     assert counts["test"] == {"reviews": 300, "neg": 150, "pos": 150}
-    assert counts["val"]["neg"] == counts["val"]["pos"] == 30
+    # validation by movie: the slice's training reviews named by the movie-disjoint list
+    table = pd.read_parquet(project / "data/prepared/reviews.parquet", columns=["review", "split"])
+    listed = {f"train/{line}" for line in (ROOT / "splits/aclImdb_movie_dev.txt").read_text().split()}
+    assert set(table.loc[table["split"] == "val", "review"]) <= listed
+    assert not set(table.loc[table["split"] == "train", "review"]) & listed
+    assert 20 <= counts["val"]["neg"] <= 45 and 20 <= counts["val"]["pos"] <= 45
     assert (project / "data/vectorized/vocab.txt").read_text().split("\n")[:2] == ["[PAD]",
                                                                                   "[UNK]"]
 
@@ -181,18 +186,32 @@ def test_each_study_finished_its_trials_and_links_its_best(project):
 
 
 def test_seed_replicates_and_the_leaderboard(project):
-    for name in TINY_MODELS:
+    for name in [*TINY_MODELS, *[f"tuned_{s}" for s in STUDIES]]:
         seeds = json.loads((project / f"reports/seeds/{name}.json").read_text())
         assert seeds["seeds"] == [42, 5] and seeds["test_accuracy_std"] is not None
+        kept = json.loads((project / f"models/seeds/{name}/seed.json").read_text())
+        assert kept["best_val_seed"] == seeds["best_val_seed"]
+        # the replicate's weights are kept only when it beat train.seed's run on validation
+        assert (project / f"models/seeds/{name}/model.keras").is_file() == (
+            seeds["best_val_weights"] == "seeds" and "reused_from" not in seeds)
+    for study in STUDIES:  # a study won by its baseline reuses the baseline's seed runs
+        best = json.loads((project / f"reports/tune/{study}/best.json").read_text())
+        seeds = json.loads((project / f"reports/seeds/tuned_{study}.json").read_text())
+        assert (seeds.get("reused_from") == "seeds@lstm") == bool(best["best_is_baseline"])
     board = pd.read_csv(project / "reports/leaderboard.csv")
     assert sorted(board["model"]) == sorted([*TINY_MODELS, *[f"tuned_{s}" for s in STUDIES],
                                              "tfidf_logreg", "majority"])
     assert (board["ci_low"] <= board["test_accuracy"]).all()
-    assert board.loc[board["kind"] == "baseline", "seeds"].eq(2).all()
+    assert (board["mean_ci_low"] <= board["mean_accuracy"]).all()
+    assert board["mean_accuracy"].is_monotonic_decreasing  # ranked by the seed means
+    assert board.loc[board["kind"].isin(["baseline", "tuned"]), "seeds"].eq(2).all()
     significance = pd.read_csv(project / "reports/significance.csv")
     assert len(significance) == len(board) * (len(board) - 1) // 2
+    assert significance["welch_p"].notna().sum() == len(TINY_MODELS) * (len(TINY_MODELS) - 1) // 2
+    tuning = pd.read_csv(project / "reports/tuning.csv")
+    assert set(tuning.loc[~tuning["best_is_baseline"], "test"]) <= {"Welch over seeds"}
     text = (project / "reports/leaderboard.md").read_text()
-    assert "## Which differences are real?" in text
+    assert "## Which differences are real?" in text and "Welch's t-test" in text
     assert (project / "reports/index.html").stat().st_size > 50_000  # figures inlined
     assert {p.name for p in (project / "reports/figures").iterdir()} >= {
         "learning_curves.png", "roc.png", "confusion.png", "accuracy_vs_time.png",
@@ -300,25 +319,30 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     registry = json.loads((project / "reports/registry.json").read_text())
     assert "imdb-sentiment" in champion_page and "champion" in champion_page
     assert f"Version {registry['version']}" in champion_page
-    assert "chosen_by : best validation accuracy" in champion_page
+    assert "chosen_by : best mean validation accuracy over training seeds" in champion_page
 
 
-def test_the_champion_is_registered_by_validation_accuracy_and_served(project):
-    """register picks the best validation accuracy; `mlflow models serve` of the champion
-    answers raw text with imdb-predict's probabilities."""
+def test_the_champion_is_registered_by_mean_validation_accuracy_and_served(project):
+    """register picks the best mean validation accuracy over seeds and serves its best seed's
+    weights; `mlflow models serve` of the champion answers raw text with imdb-predict's
+    probabilities."""
     import socket
     import time
     import urllib.request
 
     registry = json.loads((project / "reports/registry.json").read_text())
-    val = {p.parent.name: json.loads(p.read_text())["best_val_accuracy"]
-           for p in (project / "reports/train").glob("*/train.json")}
-    assert registry["val_accuracy"] == max(val.values()) == val[registry["model"]]
+    means = {p.stem: json.loads(p.read_text()) for p in (project / "reports/seeds").glob("*.json")}
+    assert registry["val_accuracy_mean"] == max(m["val_accuracy_mean"] for m in means.values())
+    summary = means[registry["model"]]
+    assert registry["served_seed"] == summary["best_val_seed"]
+    assert registry["val_accuracy"] == max(r["val_accuracy"] for r in summary["runs"])
     client = MlflowClient(f"sqlite:///{project}/mlflow.db")
     champion = client.get_model_version_by_alias("imdb-sentiment", "champion")
     assert str(champion.version) == registry["version"]
     assert champion.source == f"models:/{registry['model_id']}"
-    assert champion.tags["chosen_by"] == "best validation accuracy"
+    assert json.loads((project / registry["model_dir"] / "run.json").read_text())[
+        "model_id"] == registry["model_id"]
+    assert champion.tags["chosen_by"] == "best mean validation accuracy over training seeds"
     assert float(champion.tags["test_accuracy"]) == pytest.approx(registry["test_accuracy"])
     assert "(champion)" in (project / "reports/registry.md").read_text()
     texts = ["A wonderful, moving film.", "Awful, boring, two hours I will never get back.",
@@ -351,6 +375,6 @@ def test_the_champion_is_registered_by_validation_accuracy_and_served(project):
         server.terminate()
         server.wait(timeout=30)
     served = [row["positive_probability"] for row in answer["predictions"]]
-    for source in (f"models/{registry['model']}", "models:/imdb-sentiment@champion"):
+    for source in (registry["model_dir"], "models:/imdb-sentiment@champion"):
         lines = run(["imdb-predict", source, *texts], project).stdout.strip().splitlines()
         assert [float(line.split("\t")[0]) for line in lines] == pytest.approx(served, abs=5e-5)

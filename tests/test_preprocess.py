@@ -270,8 +270,8 @@ def test_a_bad_movie_list_is_one_line_naming_it(tmp_path):
     with pytest.raises(PipelineError, match=r"bad.txt:2: 'train/pos/1_8.txt' is not a review"):
         read_movie_list(bad, None)
     raw = _with_movies(tmp_path, urls=False)
-    with pytest.raises(PipelineError, match=r"l.txt: 1 review\(s\) not in the archive's training "
-                                            r"reviews, e.g. train/pos/99_9.txt"):
+    with pytest.raises(PipelineError, match=r"l.txt: none of its 1 reviews is a training review "
+                                            r"of the archive, e.g. train/pos/99_9.txt"):
         build_table(raw, pp(validation="movie", movie_split_file="l.txt",
                             movie_split_sha256="0" * 64), {"train/pos/99_9.txt"})
 

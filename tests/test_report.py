@@ -1,4 +1,5 @@
-"""The leaderboard: bootstrap intervals, McNemar tests in words, expected max, the whole report."""
+"""The leaderboard: seed means and their intervals, Welch and McNemar tests in words, "Did tuning
+pay?" over seeds, expected max, the whole report."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation.metrics import classification_metrics, roc_points
 from imdb_rnn.config.params import parse_params
 from imdb_rnn.evaluation.leaderboard import (ModelResult, bootstrap_ci, build_report, check_same_reviews,
-                             expected_max, in_words, mcnemar_tests, tuning_markdown,
-                             tuning_verdicts)
+                             expected_max, in_words, mcnemar_tests, seed_interval, seed_tests,
+                             seed_words, tuning_markdown, tuning_verdicts, welch_test)
 
 
 def result(name: str, correct: np.ndarray, reviews: list[str] | None = None) -> ModelResult:
@@ -96,10 +97,20 @@ def _write_model(root: Path, name: str, labels: np.ndarray, probs: np.ndarray,
                      ).to_csv(tr / "history.csv", index=False)
 
 
-def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
+def _seed_summary(root: Path, name: str, tests: list[float], vals: list[float]) -> None:
+    folder = root / "reports/seeds"
+    folder.mkdir(parents=True, exist_ok=True)
+    runs = [{"seed": seed, "test_accuracy": t, "val_accuracy": v, "epochs": 2,
+             "source": "baseline" if seed == 42 else "replicate"}
+            for seed, t, v in zip([42, 1, 2, 3], tests, vals)]
+    (folder / f"{name}.json").write_text(json.dumps({"model": name, "runs": runs}))
+
+
+def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     section = params["train"]["models"]["lstm"]
-    params["train"]["models"] = {"lstm": section, "cnn": copy.deepcopy(params["train"]["models"]["cnn"])}
+    params["train"]["models"] = {"lstm": section, "cnn": copy.deepcopy(params["train"]["models"]["cnn"]),
+                                 "gru": copy.deepcopy(params["train"]["models"]["gru"])}
     params["tune"]["space"] = {"lstm": params["tune"]["space"]["lstm"]}
     params["tune"]["studies"] = {"lstm_tpe": {"model": "lstm", "sampler": "tpe"}}
     params["samplers"]["model"] = "lstm"
@@ -107,13 +118,24 @@ def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
     parsed = parse_params(params)
     rng = np.random.default_rng(0)
     labels = np.arange(400) % 2
-    for name, skill, trained in [("lstm", 0.9, True), ("cnn", 0.8, True),
+    for name, skill, trained in [("lstm", 0.9, True), ("cnn", 0.8, True), ("gru", 0.85, True),
                                  ("tuned_lstm_tpe", 0.92, True), ("tfidf_logreg", 0.91, False),
                                  ("majority", 0.5, False)]:
         right = rng.random(400) < skill
         probs = np.where(right == labels.astype(bool), 0.8, 0.2) if name != "majority" \
             else np.full(400, 0.5)
         _write_model(tmp_path, name, labels, probs.astype(float), trained)
+    single = {name: json.loads((tmp_path / f"reports/evaluate/{name}/metrics.json").read_text())[
+        "accuracy"] for name in ("lstm", "cnn", "gru", "tuned_lstm_tpe")}
+    # The single runs put tuned_lstm_tpe first and cnn last; the seed means say otherwise:
+    # cnn's other seeds are far better than its train.seed run, tuned_lstm_tpe's worse.
+    _seed_summary(tmp_path, "cnn", [single["cnn"], 0.99, 0.99], [0.8, 0.9, 0.91])
+    _seed_summary(tmp_path, "lstm", [single["lstm"], single["lstm"] - 0.004,
+                                     single["lstm"] + 0.004], [0.85, 0.86, 0.84])
+    _seed_summary(tmp_path, "gru", [single["gru"], single["gru"] + 0.002,
+                                    single["gru"] - 0.002], [0.8, 0.8, 0.8])
+    _seed_summary(tmp_path, "tuned_lstm_tpe", [single["tuned_lstm_tpe"], 0.80, 0.81],
+                  [0.86, 0.86, 0.86])
     tune = tmp_path / "reports/tune/lstm_tpe"
     tune.mkdir(parents=True)
     (tune / "best.json").write_text(json.dumps({
@@ -126,34 +148,125 @@ def test_the_report_ranks_every_model_and_writes_one_page(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     board = build_report(parsed, tmp_path / "reports", tmp_path / "evaluation", out)
-    assert list(board["model"])[0] == "tuned_lstm_tpe"
+    assert single["tuned_lstm_tpe"] > single["lstm"] > single["gru"] > single["cnn"]
+    assert list(board["model"]) == ["cnn", "tfidf_logreg", "lstm", "gru", "tuned_lstm_tpe",
+                                    "majority"]
     assert set(board["kind"]) == {"baseline", "tuned", "reference", "null"}
+    rows = board.set_index("model")
+    assert rows.loc["cnn", "mean_accuracy"] == pytest.approx(
+        np.mean([single["cnn"], 0.99, 0.99]))
+    assert rows.loc["cnn", "seeds"] == 3 and rows.loc["cnn", "mean_val_accuracy"] == pytest.approx(0.87)
+    # a reference model has one run: its bootstrap interval, no seeds
+    assert rows.loc["tfidf_logreg", "mean_accuracy"] == rows.loc["tfidf_logreg", "test_accuracy"]
+    assert (rows.loc["tfidf_logreg", ["mean_ci_low", "mean_ci_high"]].tolist()
+            == rows.loc["tfidf_logreg", ["ci_low", "ci_high"]].tolist())
+    assert pd.isna(rows.loc["tfidf_logreg", "seeds"])
+    assert (board["mean_ci_low"] <= board["mean_accuracy"]).all()
+    assert (board["mean_accuracy"] <= board["mean_ci_high"]).all()
     assert (board["ci_low"] <= board["test_accuracy"]).all()
     assert (board["test_accuracy"] <= board["ci_high"]).all()
     text = (out / "leaderboard.md").read_text()
-    assert "| 1 | tuned_lstm_tpe | tuned |" in text
-    assert text.count(" beats ") + text.count("not distinguishable") == 3  # top 3 pairs
+    assert f"| 1 | cnn | baseline | {rows.loc['cnn', 'mean_accuracy']:.2%} (3) |" in text
+    assert "m ± √((t · s/√n)² + (1.96 · √(m(1−m)/N))²)" in text  # the interval, stated
+    real = text.split("## Which differences are real?")[1]
+    assert "Welch's t-test" in real and "Holm-adjusted over all 3 pairs of families" in real
+    family_lines = [line for line in real.split("**Single runs")[0].splitlines()
+                    if line.startswith("- ")]
+    assert len(family_lines) == 3 and family_lines[0].startswith("- cnn ")  # 3 baselines
+    assert "within seed noise" in real or "a real difference" in real
+    single_runs = real.split("**Single runs")[1].split("## Published")[0]
+    assert single_runs.count(" beats ") + single_runs.count("not distinguishable") == 3
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
-    assert len(pd.read_csv(out / "significance.csv")) == 10  # 5 models, every pair
+    significance = pd.read_csv(out / "significance.csv")
+    assert len(significance) == 15  # 6 models, every pair, McNemar
+    welch = significance.dropna(subset=["welch_p"])
+    assert sorted(map(tuple, welch[["model_a", "model_b"]].to_numpy())) == [
+        ("cnn", "gru"), ("lstm", "cnn"), ("lstm", "gru")]  # the families' pairs only
+    assert (welch["welch_p_holm"] >= welch["welch_p"]).all()
     tuning = pd.read_csv(out / "tuning.csv")
-    assert list(tuning["study"]) == ["lstm_tpe"] and tuning["verdict"].iloc[0].startswith((
-        "tuning helped", "tuning hurt", "no real difference"))
+    assert list(tuning["study"]) == ["lstm_tpe"]
+    assert tuning["test"].iloc[0] == "Welch over seeds"
+    assert tuning["difference"].iloc[0] == pytest.approx(
+        rows.loc["tuned_lstm_tpe", "mean_accuracy"] - rows.loc["lstm", "mean_accuracy"])
     assert "## Did tuning pay?" in text and "| lstm | " in text.split("## Did tuning pay?")[1]
+
+
+def test_the_seed_interval_adds_the_seed_and_test_set_noise():
+    from scipy.stats import t
+
+    runs = [0.87, 0.88, 0.885]
+    n_test = 25_000
+    low, high = seed_interval(runs, n_test)
+    mean, sd = np.mean(runs), np.std(runs, ddof=1)
+    seed_half = t.ppf(0.975, 2) * sd / np.sqrt(3)
+    test_half = 1.959964 * np.sqrt(mean * (1 - mean) / n_test)
+    assert (low + high) / 2 == pytest.approx(mean)
+    assert (high - low) / 2 == pytest.approx(np.hypot(seed_half, test_half), rel=1e-6)
+    assert (high - low) / 2 > max(seed_half, test_half)
+    # identical seed runs: the test set's sampling error is what is left
+    low, high = seed_interval([0.88, 0.88], n_test)
+    assert (high - low) / 2 == pytest.approx(1.959964 * np.sqrt(0.88 * 0.12 / n_test), rel=1e-6)
+    with pytest.raises(ValueError):
+        seed_interval([0.88], n_test)
+
+
+def test_welch_is_scipys_unequal_variance_t_test():
+    from scipy.stats import ttest_ind
+
+    a, b = [0.89, 0.885, 0.893], [0.86, 0.87, 0.84, 0.855]
+    ours = welch_test(a, b)
+    theirs = ttest_ind(a, b, equal_var=False)
+    assert ours["p_value"] == pytest.approx(theirs.pvalue)
+    assert ours["t"] == pytest.approx(theirs.statistic)
+    assert ours["difference"] == pytest.approx(np.mean(a) - np.mean(b))
+    assert welch_test([0.8, 0.8], [0.8, 0.8])["p_value"] == 1.0
+
+
+def test_family_differences_are_real_only_beyond_seed_noise():
+    def summary(values):
+        return {"runs": [{"seed": i, "test_accuracy": v, "val_accuracy": v}
+                         for i, v in enumerate(values)]}
+
+    seed_runs = {"cnn": summary([0.890, 0.891, 0.889]),
+                 "simple_rnn": summary([0.850, 0.852, 0.848]),
+                 "bidirectional": summary([0.880, 0.860, 0.900]),  # the same mean as ...
+                 "lstm": summary([0.875, 0.876, 0.874]),
+                 "single": summary([0.9])}  # one run: no spread, no test
+    table = seed_tests(seed_runs, ["cnn", "simple_rnn", "bidirectional", "lstm", "single"])
+    assert len(table) == 6  # four families with seed runs
+    assert (table["welch_p_holm"] >= table["welch_p"]).all()
+    pairs = table.set_index(["model_a", "model_b"])
+    assert pairs.loc[("cnn", "simple_rnn"), "welch_significant"]
+    # 1.5 points apart, but the bidirectional seeds scatter by 2 points: not shown
+    assert not pairs.loc[("cnn", "bidirectional"), "welch_significant"]
+    words = seed_words(pairs.reset_index().iloc[0])
+    assert words.startswith("cnn beats simple_rnn (89.00% vs 85.00% over 3 and 3 seeds")
+    assert words.endswith(": a real difference.")
+    noise = seed_words(table[(table["model_a"] == "cnn")
+                             & (table["model_b"] == "bidirectional")].iloc[0])
+    assert noise.startswith("cnn and bidirectional are not distinguishable")
+    assert noise.endswith("within seed noise.")
+    assert seed_tests({"a": summary([0.8])}, ["a"]).empty
 
 
 def _tests_of(baseline_right: np.ndarray, tuned_right: np.ndarray) -> pd.DataFrame:
     return mcnemar_tests([result("lstm", baseline_right), result("tuned_lstm", tuned_right)])
 
 
+SINGLE = " (one run each: these weights, not the configuration)"
+
+
 @pytest.mark.parametrize(("baseline_right", "tuned_right", "best_is_baseline", "words"), [
-    (300, 360, False, "tuning helped"),
-    (360, 300, False, "tuning hurt"),
-    (330, 333, False, "no real difference"),
+    (300, 360, False, "tuning helped" + SINGLE),
+    (360, 300, False, "tuning hurt" + SINGLE),
+    (330, 333, False, "no real difference" + SINGLE),
     (330, 330, True, "no trial beat the baseline on validation: tuned = baseline"),
 ])
-def test_tuning_is_judged_on_the_test_pair_in_words(baseline_right, tuned_right,
-                                                    best_is_baseline, words):
+def test_without_seed_runs_tuning_falls_back_to_the_single_pair(baseline_right, tuned_right,
+                                                                best_is_baseline, words):
+    """report.seeds: []: one run per configuration, so the pair of weights is all there is
+    (exact McNemar), and the verdict says so."""
     n = 400
     base = np.arange(n) < baseline_right
     tuned = np.arange(n)[::-1] < tuned_right  # the errors fall on other reviews
@@ -162,32 +275,57 @@ def test_tuning_is_judged_on_the_test_pair_in_words(baseline_right, tuned_right,
     table = tuning_verdicts(_tests_of(base, tuned), {"lstm": ("lstm", best)})
     (row,) = table.itertuples()
     assert row.verdict == words and row.trials == 8
+    assert row.test == (None if best_is_baseline else "McNemar, one run each")
     assert (row.baseline_test, row.tuned_test) == (baseline_right / n, tuned_right / n)
     assert "| lstm | 8 (2) | 85.00% | 87.00% |" in "\n".join(tuning_markdown(table))
 
 
-@pytest.mark.parametrize(("seed_accuracies", "words"), [
-    ((0.75, 0.74, 0.76), "tuning helped"),  # 0.90 is far above the baseline's seeds
-    ((0.75, 0.85, 0.95), "tuning helped, but within the baseline's seed spread: these weights, "
-                         "not the configuration"),
-    ((0.75,), "tuning helped"),  # one seed: no spread to judge by
+def _summary(accuracies: tuple[float, ...]) -> dict:
+    return {"runs": [{"seed": i, "test_accuracy": a, "val_accuracy": a}
+                     for i, a in enumerate(accuracies)]}
+
+
+@pytest.mark.parametrize(("baseline_seeds", "tuned_seeds", "words"), [
+    ((0.75, 0.74, 0.76), (0.90, 0.91, 0.89), "tuning helped"),
+    ((0.90, 0.91, 0.89), (0.75, 0.74, 0.76), "tuning hurt"),
+    # the tuned weights of train.seed beat the baseline's clearly (McNemar), but over the
+    # seeds the configurations scatter into each other
+    ((0.75, 0.85, 0.95), (0.90, 0.80, 0.88), "no real difference: within seed noise"),
 ])
-def test_a_significant_gain_within_the_baselines_seed_spread_says_so(seed_accuracies, words):
+def test_tuning_compares_configurations_over_the_same_seeds(baseline_seeds, tuned_seeds,
+                                                            words):
     n = 400
     base = np.arange(n) < 300
     tuned = np.arange(n)[::-1] < 360
     best = {"baseline_val_accuracy": 0.85, "best_val_accuracy": 0.87,
             "best_is_baseline": False, "trials_complete": 6, "trials_pruned": 2}
-    summary = {"seeds": list(range(len(seed_accuracies))),
-               "test_accuracy_mean": float(np.mean(seed_accuracies)),
-               "test_accuracy_std": (float(np.std(seed_accuracies, ddof=1))
-                                     if len(seed_accuracies) > 1 else None)}
     table = tuning_verdicts(_tests_of(base, tuned), {"lstm": ("lstm", best)},
-                            {"lstm": summary})
+                            {"lstm": _summary(baseline_seeds), "tuned_lstm": _summary(tuned_seeds)})
     (row,) = table.itertuples()
-    assert row.verdict == words
+    assert row.verdict == words and row.test == "Welch over seeds"
+    assert row.mcnemar_p < 0.05  # the single runs alone would have said "tuning helped"
+    assert row.difference == pytest.approx(np.mean(tuned_seeds) - np.mean(baseline_seeds))
+    assert row.p_value == pytest.approx(welch_test(list(tuned_seeds),
+                                                   list(baseline_seeds))["p_value"])
     markdown = "\n".join(tuning_markdown(table))
-    if len(seed_accuracies) > 1:
-        assert f"| 75.00% | {np.mean(seed_accuracies):.2%} ± " in markdown
-    else:
-        assert "| 75.00% | - | 90.00% |" in markdown
+    assert f"| {np.mean(baseline_seeds):.2%} ± " in markdown
+    assert f"| {np.mean(tuned_seeds):.2%} ± " in markdown and "| Welch over seeds |" in markdown
+
+
+def test_a_study_won_by_its_baseline_is_not_tested_and_holm_counts_the_others():
+    n = 400
+    base = np.arange(n) < 300
+    tuned = np.arange(n)[::-1] < 360
+    tests = mcnemar_tests([result("lstm", base), result("tuned_lstm", tuned),
+                           result("gru", base), result("tuned_gru", base)])
+    won = {"best_is_baseline": True, "trials_complete": 8, "trials_pruned": 0}
+    beaten = {"best_is_baseline": False, "trials_complete": 8, "trials_pruned": 0}
+    same = _summary((0.75, 0.74, 0.76))
+    table = tuning_verdicts(tests, {"lstm": ("lstm", beaten), "gru": ("gru", won)},
+                            {"lstm": same, "tuned_lstm": _summary((0.90, 0.91, 0.89)),
+                             "gru": same, "tuned_gru": same}).set_index("study")
+    assert table.loc["gru", "verdict"] == ("no trial beat the baseline on validation: "
+                                           "tuned = baseline")
+    assert pd.isna(table.loc["gru", "p_value"]) and pd.isna(table.loc["gru", "p_holm"])
+    # one study tested: Holm over one p-value leaves it as it is
+    assert table.loc["lstm", "p_holm"] == pytest.approx(table.loc["lstm", "p_value"])

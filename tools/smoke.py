@@ -47,7 +47,7 @@ from imdb_rnn.errors import PipelineError
 from imdb_rnn.layout import Reports
 
 PIPELINE_FILES = ("dvc.yaml", "params.yaml", ".dvcignore")
-PIPELINE_FOLDERS = ("stages", "src")
+PIPELINE_FOLDERS = ("stages", "src", "splits")
 # Params that name files outside the project, relative to the project root: made absolute in
 # the scratch copy so it finds the same offline archives.
 OUTSIDE_PATHS = (("fetch", "local_archive"), ("embed", "unlabeled_archive"))

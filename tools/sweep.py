@@ -36,8 +36,10 @@ from time_repro import apply_settings, parse_setting  # noqa: E402
 SELECTIONS = ("val_loss", "val_accuracy", "last")
 
 
-def _train_one(params_file: str, workspace: str, name: str, seed: int) -> dict:
-    """One training (a worker process runs it): fit, then test each selection's weights."""
+def _train_one(params_file: str, workspace: str, name: str, seed: int,
+               values: dict | None = None) -> dict:
+    """One training (a worker process runs it): fit, then test each selection's weights.
+    ``values`` replace keys of the section (a configuration drawn from its search space)."""
     os.chdir(workspace)
     import keras
 
@@ -64,8 +66,10 @@ def _train_one(params_file: str, workspace: str, name: str, seed: int) -> dict:
             if acc > self.best["val_accuracy"][0]:
                 self.best["val_accuracy"] = (acc, weights, epoch + 1)
 
+    from imdb_rnn.search.study import with_values
+
     params = load_params(params_file)
-    section = model_section(params, name)
+    section = with_values(model_section(params, name), values or {})
     data = Path("data/vectorized")
     train, val = load_sequences(data / "train.npz"), load_sequences(data / "val.npz")
     test = load_sequences(data / "test.npz")
@@ -87,11 +91,32 @@ def _train_one(params_file: str, workspace: str, name: str, seed: int) -> dict:
         metrics = classification_metrics(test.labels, probabilities, params.evaluate.threshold)
         scores[rule] = {"epoch": epoch, "val_accuracy": row["val_accuracy"],
                         "test_accuracy": metrics["accuracy"]}
-    return {"model": name, "family": section.family, "seed": seed,
+    return {"model": name, "family": section.family, "seed": seed, "values": values or {},
             "epochs": len(result.history), "seconds": round(result.seconds, 1),
             "train_reviews": len(train), "val_reviews": len(val),
             "history": result.history, "selections": scores,
             "kept": params.train.monitor}
+
+
+def configurations(params, name: str, args: argparse.Namespace) -> list[dict | None]:
+    """The section itself, or ``args.configs`` configurations drawn at random (Optuna's
+    RandomSampler, seed ``args.config_seed``) from ``tune.space.NAME``: the same ones on every
+    workspace, so one search's trials can be scored on two validation splits."""
+    if not args.configs:
+        return [None]
+    import optuna
+
+    from imdb_rnn.search.study import suggest
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=args.config_seed))
+    base = params.train.models[name]
+    drawn = []
+    for _ in range(args.configs):
+        trial = study.ask()
+        drawn.append(suggest(trial, params.tune.space[name], base))
+        study.tell(trial, 0.0)
+    return drawn
 
 
 def run(args: argparse.Namespace) -> None:
@@ -106,8 +131,9 @@ def run(args: argparse.Namespace) -> None:
         apply_settings(params_file, settings)
         params = load_params(params_file)
         names = args.models or list(params.train.models)
-        jobs = [(str(params_file), str(workspace), name, seed)
-                for name in names for seed in args.seeds]
+        jobs = [(str(params_file), str(workspace), name, seed, values)
+                for name in names for values in configurations(params, name, args)
+                for seed in args.seeds]
         # the slow families first, so the two workers end together
         order = {"bidirectional": 0, "lstm": 1, "gru": 2, "simple_rnn": 3, "cnn": 4}
         jobs.sort(key=lambda job: order.get(params.train.models[job[2]].family, 5))
@@ -130,34 +156,62 @@ def _mean_sd(values: list[float]) -> str:
     return f"{statistics.fmean(values):.2%} ± {sd:.2%}"
 
 
+def _kept(run: dict) -> dict:
+    return run["selections"][run["kept"]]
+
+
+def _spearman(pairs: list[tuple[float, float]]) -> str:
+    from scipy.stats import spearmanr
+
+    if len(pairs) < 3:
+        return "n/a"
+    rho = spearmanr([v for v, _ in pairs], [t for _, t in pairs]).statistic
+    return f"{rho:+.2f} over {len(pairs)}"
+
+
 def report(args: argparse.Namespace) -> None:
-    """One Markdown table per selection rule: mean ± sd of test accuracy by family and label."""
+    """Markdown: per run label and model, test accuracy over seeds (mean ± sd) for the weights
+    the recipe keeps and for each selection rule; validation against test, and the Spearman
+    rank correlation between them (over families, or over the configurations of a search)."""
     files = sorted(Path(args.folder).glob("*.json"))
     if not files:
         raise SystemExit(f"error: {args.folder}: no sweep results (*.json)")
     sweeps = [json.loads(f.read_text()) for f in files]
-    families = list(dict.fromkeys(r["model"] for s in sweeps for r in s["runs"]))
-    lines = ["| run | model | seeds | epochs | test (kept) | val (kept) | val - test | "
-             "test, best val_loss | test, best val_accuracy | test, last epoch | s per training |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for sweep in sweeps:
+    recipes = [s for s in sweeps if not any(r.get("values") for r in s["runs"])]
+    searches = [s for s in sweeps if any(r.get("values") for r in s["runs"])]
+    lines = []
+    if recipes:
+        lines += ["| run | model | test per seed (kept weights) | epoch kept / trained | "
+                  "test mean ± sd | val mean ± sd | val - test | test, best val_loss | "
+                  "test, best val_accuracy | test, last epoch | s per training |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for sweep in recipes:
+        families = list(dict.fromkeys(r["model"] for r in sweep["runs"]))
+        means = []
         for name in families:
             runs = [r for r in sweep["runs"] if r["model"] == name]
-            if not runs:
-                continue
-            kept = [r["selections"][r["kept"]] for r in runs]
-            test = [k["test_accuracy"] for k in kept]
-            val = [k["val_accuracy"] for k in kept]
+            test = [_kept(r)["test_accuracy"] for r in runs]
+            val = [_kept(r)["val_accuracy"] for r in runs]
+            means.append((statistics.fmean(val), statistics.fmean(test)))
             gap = statistics.fmean(v - t for v, t in zip(val, test))
-            per_seed = ", ".join(f"{r['seed']}: {k['test_accuracy']:.2%}"
-                                 for r, k in zip(runs, kept))
             lines.append(
-                f"| {sweep['label']} | {name} | {per_seed} | "
-                f"{', '.join(str(k['epoch']) + '/' + str(r['epochs']) for r, k in zip(runs, kept))} | "
+                f"| {sweep['label']} | {name} | "
+                + ", ".join(f"{r['seed']}: {t:.2%}" for r, t in zip(runs, test)) + " | "
+                + ", ".join(f"{_kept(r)['epoch']}/{r['epochs']}" for r in runs) + " | "
                 f"{_mean_sd(test)} | {_mean_sd(val)} | {gap * 100:+.2f} pt | "
                 + " | ".join(_mean_sd([r["selections"][s]["test_accuracy"] for r in runs])
                              for s in SELECTIONS)
                 + f" | {statistics.fmean(r['seconds'] for r in runs):.0f} |")
+        lines.append(f"| {sweep['label']} | Spearman(val, test) over the families' means: "
+                     f"{_spearman(means)} | | | | | | | | | |")
+    for sweep in searches:
+        pairs = [(_kept(r)["val_accuracy"], _kept(r)["test_accuracy"]) for r in sweep["runs"]]
+        gap = statistics.fmean(v - t for v, t in pairs)
+        lines += ["", f"**{sweep['label']}** ({len(pairs)} configurations of "
+                  f"{sweep['runs'][0]['model']} drawn at random from its search space, seed "
+                  f"{sweep['runs'][0]['seed']}): Spearman(val, test) {_spearman(pairs)}; "
+                  f"val - test {gap * 100:+.2f} points on average; best by val tests "
+                  f"{max(pairs)[1]:.2%}, best by test {max(t for _, t in pairs):.2%}."]
     text = "\n".join(lines) + "\n"
     if args.out:
         Path(args.out).write_text(text)
@@ -175,6 +229,10 @@ def main() -> None:
     r.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     r.add_argument("--models", nargs="*", help="keys of train.models (default: all)")
     r.add_argument("--seeds", nargs="+", type=int, default=[42, 1, 2])
+    r.add_argument("--configs", type=int, default=0,
+                   help="train N configurations drawn from tune.space.MODEL instead of the "
+                        "section (the trials of a random search)")
+    r.add_argument("--config-seed", type=int, default=0)
     r.add_argument("--out", default="reports/sweeps/recipe")
     r.set_defaults(func=run)
     p = sub.add_parser("report", help="summarise the JSONs of a folder as Markdown")

@@ -85,12 +85,16 @@ def apply_settings(params_file: Path, settings: list[tuple[list[str], object]]) 
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def timed_repro(folder: Path, python: str, log: Path) -> tuple[int, float, dict[str, float]]:
-    """Run ``dvc repro`` in ``folder``; (exit code, wall seconds, seconds per stage in order)."""
+def timed_repro(folder: Path, python: str, log: Path, extra_env: dict[str, str] | None = None
+                ) -> tuple[int, float, dict[str, float]]:
+    """Run ``dvc repro`` in ``folder``; (exit code, wall seconds, seconds per stage in order).
+
+    ``extra_env`` is added to the environment of the run (tools/numerics_rerun.py)."""
     env = {**os.environ, "PYTHONPATH": str(folder / "src"),
            "PATH": f"{Path(python).parent}{os.pathsep}{os.environ['PATH']}"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("IMDB_TUNE_STORAGE", None)
+    env |= extra_env or {}
     starts: list[tuple[str, float]] = []
     start = time.monotonic()
     with log.open("w") as out:

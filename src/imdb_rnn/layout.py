@@ -23,11 +23,35 @@ MODEL_FILE = "model.keras"  # the Keras model (custom layers registered by model
 PREPROCESSING_FILE = "preprocessing.json"  # text standardisation and input shape settings
 RUN_FILE = "run.json"  # the MLflow run that trained it
 SUMMARY_FILE = "summary.txt"  # Keras' model summary
+# What the seeds stage keeps of a model's seed replicates (models/seeds/NAME/): the model
+# folder of the replicate with the best validation accuracy, when one beats the train.seed
+# run (the champion's served weights may be those), and always this file saying which seed.
+SEED_FILE = "seed.json"
 
 
 def tuned_name(study: str) -> str:
     """Model name of a study's retrained best configuration."""
     return f"tuned_{study}"
+
+
+def seed_model_dir(models: Path, model: str) -> Path:
+    """Where the seeds stage keeps model ``model``'s best-validation replicate, under the
+    ``models`` folder (``models/seeds/NAME``)."""
+    return Path(models) / "seeds" / model
+
+
+# Where a seeds summary's best-validation weights are (its ``best_val_weights``): the train
+# (or tune) stage's folder of its ``weights_of`` model (the train.seed run won), or the seeds
+# stage's folder of it (a replicate won).
+TRAIN_WEIGHTS, SEED_WEIGHTS = "train", "seeds"
+
+
+def best_val_model_dir(models: Path, seed_summary: dict) -> Path:
+    """The model folder of the best-validation seed of a seeds summary, under ``models``."""
+    model = seed_summary["weights_of"]
+    if seed_summary["best_val_weights"] == SEED_WEIGHTS:
+        return seed_model_dir(models, model)
+    return Path(models) / model
 
 
 @dataclass(frozen=True)

@@ -95,6 +95,11 @@ class EmbedParams(_Section):
     # gensim threads: 1 gives the same vectors on every run; more is faster but not repeatable.
     workers: int = Field(ge=1)
     use_unlabeled: bool  # also train on the 50,000 unlabeled train/unsup reviews
+    # OpenBLAS kernel word2vec runs on (the embed stage sets OPENBLAS_CORETYPE before OpenBLAS
+    # loads). Each CPU's own kernel rounds gensim's sdot/saxpy differently, so the vectors changed
+    # between machines; Prescott's SSE3 kernel runs on every x86-64 CPU and gives the same vectors
+    # on all of them, ~20% slower (reports/sweeps/word_vectors_numerics.md). None: the CPU's own.
+    blas_coretype: str | None = Field(default="Prescott", pattern=r"^[A-Za-z0-9_]+$")
     # Where the unlabeled reviews are when the fetched archive lacks them (the offline copy
     # keeps them apart); used only if the file exists, and must match the checksum.
     unlabeled_archive: str | None = None
@@ -386,8 +391,9 @@ class ReportParams(_Section):
     bootstrap_resamples: int = Field(ge=100)  # resamples of the test reviews for the 95% CI
     seed: int
     top: int = Field(ge=2)  # McNemar results spelled out in words for the top models
-    # Seed variance: every baseline is trained again with each of these training seeds
-    # (train.seed is the baseline itself); mean and standard deviation go to the leaderboard.
+    # Seed variance: every baseline and tuned configuration is trained again with each of
+    # these training seeds (train.seed is the run of the train or tune stage); the leaderboard,
+    # the champion and "Did tuning pay?" decide on the means over those runs.
     seeds: list[int]
     seed_experiment: str  # MLflow experiment of those replicate runs
 
@@ -395,7 +401,8 @@ class ReportParams(_Section):
 class CiParams(_Section):
     """The scheduled rerun's regression gate."""
 
-    max_accuracy_drop: float = Field(ge=0.0, lt=1.0)  # fail when a model drops more than this
+    # fail when a single run drops more than this (a seed mean: more than max(this, 2 x SE))
+    max_accuracy_drop: float = Field(ge=0.0, lt=1.0)
 
 
 class ComputeParams(_Section):

@@ -10,7 +10,10 @@ and ``reports/embed.json`` says so.
 
 from __future__ import annotations
 
+import os
+import platform
 import re
+import sys
 import tarfile
 import zlib
 from collections.abc import Sequence
@@ -28,6 +31,22 @@ _UNLABELED = re.compile(r"^(?:\./)?aclImdb/train/unsup/(\d+)_0\.txt$")
 # Embedding initializer, so recurrent gates do not start saturated (raw word2vec vectors are
 # about 25 times wider, and an LSTM started from them learns more slowly).
 TARGET_STD = 0.05
+
+# The OpenBLAS kernel word2vec runs on (embed.blas_coretype). gensim's inner loop calls scipy's
+# OpenBLAS sdot and saxpy, whose kernels round differently per instruction set (SSE, AVX, AVX2 with
+# FMA, AVX-512: lanes summed in another order, a*x+y fused or not), and gensim reads sdot's return
+# register in a way that depends on the kernel, so each CPU's own choice gave other vectors.
+# Prescott's SSE3 kernel runs on every x86-64 CPU (since 2005) and gave one md5 under every
+# kernel, NumPy and libm setting tried, for about 20% more word2vec time
+# (reports/sweeps/word_vectors_numerics.md).
+DEFAULT_BLAS_CORETYPE = "Prescott"
+# The names OpenBLAS' OPENBLAS_CORETYPE accepts on x86-64 (driver/others/dynamic.c); OpenBLAS
+# ignores any other with a warning and picks the CPU's own kernel.
+OPENBLAS_X86_64_CORETYPES = (
+    "Katmai", "Coppermine", "Northwood", "Prescott", "Banias", "Atom", "Core2", "Penryn",
+    "Dunnington", "Nehalem", "Athlon", "Opteron", "Opteron_SSE3", "Barcelona", "Nano",
+    "Sandybridge", "Bobcat", "Bulldozer", "Piledriver", "Haswell", "Steamroller", "Excavator",
+    "Zen", "SkylakeX", "Cooperlake", "Sapphirerapids")
 
 
 def read_unlabeled(path: str | Path) -> list[str]:
@@ -71,6 +90,43 @@ def _stable_hash(text: str) -> int:
     # gensim seeds each word's initial vector with hash(); Python's hash() of a str changes
     # from process to process, so the vectors would too.
     return zlib.crc32(text.encode("utf-8"))
+
+
+def blas_coretype(params: EmbedParams) -> str | None:
+    """The OpenBLAS kernel the embed stage pins (None: the CPU's own), default Prescott.
+
+    Read with getattr so that the stage runs before ``embed.blas_coretype`` is a params field."""
+    return getattr(params, "blas_coretype", DEFAULT_BLAS_CORETYPE)
+
+
+def pin_blas_kernel(coretype: str | None) -> str | None:
+    """Make OpenBLAS run ``coretype``'s kernels in this process; returns the kernel pinned.
+
+    OpenBLAS reads ``OPENBLAS_CORETYPE`` once, when the library is loaded (NumPy and SciPy each
+    load their own copy), so when the environment names another kernel and NumPy or SciPy is
+    already imported, the process re-executes itself with the variable set: the caller must call
+    this before any work it would not want done twice. None leaves the environment as it is.
+    Off x86-64 the names mean nothing to OpenBLAS, so nothing is pinned there (None).
+    """
+    if coretype is None:
+        return None
+    known = {name.lower(): name for name in OPENBLAS_X86_64_CORETYPES}
+    if coretype.lower() not in known:
+        raise PipelineError(f"embed.blas_coretype: {coretype!r} is not an OpenBLAS x86-64 kernel "
+                            f"(valid: {', '.join(OPENBLAS_X86_64_CORETYPES)}, or null)")
+    coretype = known[coretype.lower()]
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        print(f"embed: embed.blas_coretype {coretype} is an x86-64 kernel; on "
+              f"{platform.machine()} OpenBLAS picks its own, so these vectors may differ from "
+              f"x86-64 ones", file=sys.stderr)
+        return None
+    if os.environ.get("OPENBLAS_CORETYPE") != coretype:
+        os.environ["OPENBLAS_CORETYPE"] = coretype
+        if "numpy" in sys.modules or "scipy" in sys.modules:  # OpenBLAS loaded with another
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, sys.orig_argv)
+    return coretype
 
 
 def train_word2vec(texts: Sequence[str], params: EmbedParams, vocabulary: Sequence[str]

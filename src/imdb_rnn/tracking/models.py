@@ -210,7 +210,8 @@ def register_champion(experiment: Experiment, registered_model: str, alias: str,
         if not client.search_registered_models(f"name = '{registered_model}'"):
             client.create_registered_model(
                 registered_model, description="IMDB review sentiment: raw text in, positive "
-                "probability out; the champion is the best network by validation accuracy.")
+                "probability out; the champion is the configuration with the best mean "
+                "validation accuracy over training seeds, its best-validation seed's weights.")
         existing = [v for v in client.search_model_versions(f"name = '{registered_model}'")
                     if v.source == source]
         created = not existing
