@@ -5,7 +5,8 @@ from pathlib import Path
 
 from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
-from imdb_rnn.data.embed import blas_coretype, build_embeddings, pin_blas_kernel
+from imdb_rnn.data.embed import (blas_coretype, build_embeddings, loaded_blas_kernels,
+                                 pin_blas_kernel)
 from imdb_rnn.io import write_json
 from imdb_rnn.config.params import load_params
 
@@ -23,7 +24,8 @@ def main() -> None:
     # Re-executes this script when OpenBLAS was loaded with another kernel (before any work).
     pinned = pin_blas_kernel(blas_coretype(params.embed))
     summary = build_embeddings(args.archive, args.table, args.vocab, params.preprocess,
-                               params.embed, args.out) | {"blas_coretype": pinned}
+                               params.embed, args.out) | {"blas_coretype": pinned,
+                                                          "blas_kernels_loaded": loaded_blas_kernels()}
     write_json(args.summary, summary)
     print(f"embed: {describe(summary)}")
 

@@ -176,4 +176,4 @@ def test_an_unknown_blas_kernel_is_named_and_null_pins_nothing(monkeypatch):
                                             "x86-64 kernel"):
         pin_blas_kernel("Preskott")
     assert pin_blas_kernel(None) is None and os.environ["OPENBLAS_CORETYPE"] == "Haswell"
-    assert blas_coretype(embed_params()) == DEFAULT_BLAS_CORETYPE  # before the field exists, too
+    assert blas_coretype(embed_params()) == DEFAULT_BLAS_CORETYPE  # the field's default

@@ -56,8 +56,8 @@ def kernel_of(recipe, data: Sequences, vocab_size: int) -> dict:
     """The recurrent ops in one traced training step of ``recipe``."""
     keras.backend.clear_session()
     model = build(recipe, vocab_size)
-    compile_model(model, recipe)
     dataset, _ = make_dataset(data, recipe.shape, recipe.batch_size, seed=0)
+    compile_model(model, recipe, steps_per_epoch=int(dataset.cardinality()))
     x, y = next(iter(dataset))
     model.train_on_batch(x, y)  # builds the optimizer's variables
     graph = tf.function(model.train_step).get_concrete_function((x, y)).graph

@@ -34,6 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from time_repro import apply_settings, parse_setting  # noqa: E402
 
 SELECTIONS = ("val_loss", "val_accuracy", "last")
+# Params of the data the workspace already holds: a --set of them would change nothing.
+DATA_SECTIONS = ("fetch", "preprocess", "vectorize", "embed")
 
 
 def _train_one(params_file: str, workspace: str, name: str, seed: int,
@@ -125,6 +127,10 @@ def run(args: argparse.Namespace) -> None:
 
     workspace = Path(args.workspace).resolve()
     settings = [parse_setting(text) for text in args.set]
+    for keys, _ in settings:
+        if keys[0] in DATA_SECTIONS:
+            raise SystemExit(f"error: --set {'.'.join(keys)}: the sweep trains on the workspace's "
+                             "prepared data; change data params there (dvc repro) instead")
     with tempfile.TemporaryDirectory() as folder:
         params_file = Path(folder) / "params.yaml"
         params_file.write_text(Path(args.params).read_text())
@@ -144,7 +150,7 @@ def run(args: argparse.Namespace) -> None:
     out = Path(args.out) / f"{args.label}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
-        "label": args.label, "settings": args.set, "workspace": str(workspace),
+        "label": args.label, "settings": args.set, "workspace": workspace.name,
         "data": yaml.safe_load(Path(workspace / "reports/data.json").read_text())["counts"]
         if (workspace / "reports/data.json").exists() else None,
         "wall_seconds": round(time.perf_counter() - start, 1), "runs": runs}, indent=1) + "\n")

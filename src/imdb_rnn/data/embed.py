@@ -93,10 +93,19 @@ def _stable_hash(text: str) -> int:
 
 
 def blas_coretype(params: EmbedParams) -> str | None:
-    """The OpenBLAS kernel the embed stage pins (None: the CPU's own), default Prescott.
+    """The OpenBLAS kernel the embed stage pins (None: the CPU's own)."""
+    return params.blas_coretype
 
-    Read with getattr so that the stage runs before ``embed.blas_coretype`` is a params field."""
-    return getattr(params, "blas_coretype", DEFAULT_BLAS_CORETYPE)
+
+def loaded_blas_kernels() -> list[str]:
+    """The kernels OpenBLAS reports for the copies loaded now, SciPy's (which gensim calls)
+    included, as threadpoolctl reads them: what the run really used, for its summary. (The
+    names are OpenBLAS' own: its Prescott kernel reports itself as "Katmai".)"""
+    import scipy.linalg.blas  # noqa: F401  loads SciPy's OpenBLAS, gensim's BLAS
+    from threadpoolctl import threadpool_info
+
+    return sorted({str(lib.get("architecture")) for lib in threadpool_info()
+                   if lib.get("internal_api") == "openblas"})
 
 
 def pin_blas_kernel(coretype: str | None) -> str | None:

@@ -110,16 +110,20 @@ def build(recipe: Recipe, vocab_size: int) -> keras.Model:
                        **recipe.architecture)
 
 
-def learning_rate(recipe: Recipe, steps_per_epoch: int) -> float | keras.optimizers.schedules.LearningRateSchedule:
+def learning_rate(recipe: Recipe, steps_per_epoch: int | None
+                  ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """The recipe's learning rate: a number, or a schedule over its ``epochs`` of
-    ``steps_per_epoch`` optimizer steps each."""
+    ``steps_per_epoch`` optimizer steps each (required for a schedule)."""
     if recipe.schedule == "constant":
         return recipe.learning_rate
+    if steps_per_epoch is None:
+        raise ValueError(f"the {recipe.schedule} schedule needs the steps per epoch")
     return keras.optimizers.schedules.CosineDecay(
         recipe.learning_rate, decay_steps=max(1, recipe.epochs * steps_per_epoch))
 
 
-def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int = 1) -> None:
+def compile_model(model: keras.Model, recipe: Recipe, steps_per_epoch: int | None = None
+                  ) -> None:
     """The recipe's optimizer (its learning rate scheduled over ``steps_per_epoch`` steps an
     epoch) and loss, with accuracy.
 

@@ -43,7 +43,10 @@ def candidates(params: Params, reports: Reports, models_dir: Path,
         if "best_val_seed" not in summary:
             raise PipelineError(f"{path}: no best_val_seed (written before the seeds stages "
                                 "kept the best seed's model: dvc repro -f the seeds stages)")
-        best = next(r for r in summary["runs"] if r["seed"] == summary["best_val_seed"])
+        best = next((r for r in summary["runs"] if r["seed"] == summary["best_val_seed"]), None)
+        if best is None:
+            raise PipelineError(f"{name} seed summary: best_val_seed {summary['best_val_seed']} "
+                                "is not among its runs (dvc repro -f seeds@NAME)")
         folder = best_val_model_dir(models_dir, summary)
         run = read_json(folder / RUN_FILE, f"{name} seed {best['seed']} run file")
         if "model_id" not in run:
