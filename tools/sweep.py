@@ -214,8 +214,8 @@ def report(args: argparse.Namespace) -> None:
         pairs = [(_kept(r)["val_accuracy"], _kept(r)["test_accuracy"]) for r in sweep["runs"]]
         gap = statistics.fmean(v - t for v, t in pairs)
         lines += ["", f"**{sweep['label']}** ({len(pairs)} configurations of "
-                  f"{sweep['runs'][0]['model']} drawn at random from its search space, seed "
-                  f"{sweep['runs'][0]['seed']}): Spearman(val, test) {_spearman(pairs)}; "
+                  f"{sweep['runs'][0]['model']} drawn at random from its search space, trained "
+                  f"with seed {sweep['runs'][0]['seed']}): Spearman(val, test) {_spearman(pairs)}; "
                   f"val - test {gap * 100:+.2f} points on average; best by val tests "
                   f"{max(pairs)[1]:.2%}, best by test {max(t for _, t in pairs):.2%}."]
     text = "\n".join(lines) + "\n"
