@@ -283,3 +283,11 @@ def test_the_committed_movie_list_is_the_one_params_name():
     listed = read_movie_list(Path(__file__).parents[1] / params.movie_split_file,
                              params.movie_split_sha256)
     assert len(listed) == 5000
+
+
+def test_a_movie_split_that_leaves_validation_empty_is_refused(tmp_path):
+    raw = _with_movies(tmp_path, urls=False)
+    with pytest.raises(PipelineError, match=r"movie leaves validation empty \(the movie-disjoint "
+                                            r"list l.txt; a slice of few movies\?\)"):
+        build_table(raw, pp(validation="movie", movie_split_file="l.txt",
+                            movie_split_sha256="0" * 64, per_label=2), {"train/pos/5_8.txt"})

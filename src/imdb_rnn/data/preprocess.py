@@ -257,6 +257,9 @@ def carve_validation(table: pd.DataFrame, params: PreprocessParams,
     is_val = is_train & table["review"].isin(val)
     shared = set(table.loc[is_val, "text"]) & set(table.loc[is_train & ~is_val, "text"])
     is_val &= ~table["text"].isin(shared)
+    if not is_val.any():
+        raise PipelineError(f"preprocess.validation: movie leaves validation empty ({source}; "
+                            "a slice of few movies?): use preprocess.validation: random for it")
     return table["split"].mask(is_val, "val"), source + ", duplicates kept in train"
 
 
