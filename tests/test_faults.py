@@ -32,7 +32,8 @@ from imdb_rnn.config.params import apply_profile
 from imdb_rnn.data.fetch import sha256_of
 
 STUDY = "cnn_random"
-# (label, stage script, what must be seen before the random delay starts, the longest delay).
+# (label, stage script, what must be seen before the random delay starts, the longest delay),
+# in the order `dvc repro` runs the stages (tune@ and seeds_tuned@ come before reference).
 # Waits: "start" the stage's process exists; "run" an MLflow run is RUNNING; "trial" a trial
 # of the study finished (another one is running); "retrain" the retrained model's temporary.
 KILLS = [
@@ -43,9 +44,9 @@ KILLS = [
     ("train", "train", "run", 1.0),
     ("evaluate", "evaluate", "start", 4.0),
     ("seeds", "seeds", "run", 1.0),
-    ("reference", "reference", "start", 2.0),
     ("tune (trial)", "tune", "trial", 0.5),
     ("tune (retrain)", "tune", "retrain", 0.5),
+    ("reference", "reference", "start", 2.0),
     ("tune_report", "tune_report", "start", 1.5),
     ("samplers", "samplers", "run", 2.0),
     ("report", "report", "start", 2.5),
