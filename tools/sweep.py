@@ -78,7 +78,7 @@ def _train_one(params_file: str, workspace: str, name: str, seed: int,
     vocabulary = load_vocabulary(data / VOCAB_FILE)
     matrix, _ = initial_embedding(section, vocabulary, seed)
     keep = Keep()
-    recipe = recipe_for(section, schedule=params.train.schedule)
+    recipe = recipe_for(section, params.train)
     result = fit(recipe, train, val, vocab_size=len(vocabulary), seed=seed,
                  stopping=Stopping(params.train.monitor, params.train.patience),
                  embedding=matrix, callbacks=[keep], verbose=0)

@@ -24,6 +24,7 @@ import keras
 import numpy as np
 
 from imdb_rnn.config import ModelSection
+from imdb_rnn.config.params import TrainParams
 from imdb_rnn.data.vectorize import Sequences
 from imdb_rnn.modeling.inputs import InputShape, input_shape_for, make_dataset
 from imdb_rnn.modeling.registry import build_model
@@ -55,12 +56,16 @@ class Recipe:
         return replace(self, **changes)
 
 
-def recipe_for(section: ModelSection, **changes: Any) -> Recipe:
-    """The recipe of a ``train.models`` section: each key goes where its role says."""
+def recipe_for(section: ModelSection, train: TrainParams | None = None, **changes: Any
+               ) -> Recipe:
+    """The recipe of a ``train.models`` section: each key goes where its role says; with
+    ``train`` (the params' ``train`` section), the training recipe every family shares
+    (``train.schedule``)."""
     recipe = Recipe(family=section.family, architecture=section.architecture(),
                     shape=input_shape_for(section), optimizer=section.optimizer,
                     learning_rate=section.learning_rate, clipnorm=section.clipnorm,
-                    batch_size=section.batch_size, epochs=section.epochs)
+                    batch_size=section.batch_size, epochs=section.epochs,
+                    **({} if train is None else {"schedule": train.schedule}))
     return recipe.with_(**changes)
 
 

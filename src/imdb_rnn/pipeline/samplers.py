@@ -61,8 +61,7 @@ def _repetition(params: Params, sampler: str, repeat: int, data_dir: Path) -> li
             values = tuning.suggest(trial, space, base)
             section = tuning.with_values(base, values, epochs=spec.epochs)
             start = time.perf_counter()
-            result = fit(recipe_for(section, schedule=params.train.schedule), data.train,
-                         data.val,
+            result = fit(recipe_for(section, params.train), data.train, data.val,
                          vocab_size=len(data.vocabulary), seed=params.train.seed, verbose=0,
                          embedding=data.embedding(section))
             value = max(row["val_accuracy"] for row in result.history)

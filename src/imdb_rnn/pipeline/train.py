@@ -36,7 +36,7 @@ def fit_section(params: Params, section: ModelSection, data_dir: Path, *, seed: 
     val = load_sequences(data_dir / "val.npz")
     vocabulary = load_vocabulary(data_dir / VOCAB_FILE)
     matrix, coverage = initial_embedding(section, vocabulary, seed)
-    result = fit(recipe_for(section, schedule=params.train.schedule), train, val, vocab_size=len(vocabulary), seed=seed,
+    result = fit(recipe_for(section, params.train), train, val, vocab_size=len(vocabulary), seed=seed,
                  stopping=Stopping(params.train.monitor, params.train.patience),
                  embedding=matrix, verbose=verbose)
     return result, coverage

@@ -236,7 +236,7 @@ class Objective:
                 value = self._replay(trial, run, callback)
                 state = "COMPLETE"
                 return value
-            result = fit(recipe_for(section, schedule=self.params.train.schedule), self.data.train, self.data.val,
+            result = fit(recipe_for(section, self.params.train), self.data.train, self.data.val,
                          vocab_size=len(self.data.vocabulary), seed=seed,
                          stopping=Stopping(self.params.train.monitor, tune.patience),
                          callbacks=[callback], verbose=0, embedding=self.data.embedding(section))
