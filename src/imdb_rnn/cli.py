@@ -1,4 +1,4 @@
-"""Entry-point plumbing shared by the stages and commands: one-line errors, clean kills."""
+"""Entry-point plumbing shared by the stages and commands: one-line errors, clean stops."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import re
 import signal
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import Callable
 
 # What TensorFlow's native code logs while it loads, before TF_CPP_MIN_LOG_LEVEL applies
@@ -68,21 +70,137 @@ def quiet_native_startup() -> None:
 quiet_native_startup()
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    # SystemExit unwinds the stack, so open MLflow runs end FAILED and temporary outputs are
-    # removed, instead of a run left RUNNING forever.
-    raise SystemExit(128 + signum)
+# Seconds a stopped process (SIGTERM, Ctrl-C, its `dvc repro` gone) has to end cleanly (its
+# MLflow run and trial ended FAILED, its temporaries removed) before it SIGKILLs itself: a
+# Python handler runs only between two steps of the interpreter, and one native step (an epoch
+# of a recurrent network on long reviews) can take minutes. What a SIGKILL leaves names its
+# owner, and the next run cleans it up (imdb_rnn.process).
+STOP_SECONDS = 10.0
+
+
+class Stopped(SystemExit):
+    """SIGTERM (or the end of the process that started this one), raised where the main thread
+    is: like ``sys.exit(143)``, it unwinds the stack, so open MLflow runs end FAILED and
+    temporary outputs are removed, instead of a run left RUNNING forever."""
+
+    def __init__(self, signum: int, reason: str) -> None:
+        super().__init__(128 + signum)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+_said = threading.Event()  # this process' error line is written: the watchdog says nothing
+_reason: list[str] = []  # why the process is being stopped, when not a plain signal
+
+
+def say_error(message: str) -> None:
+    """Write ``error: MESSAGE`` on stderr once; a closed stderr (its reader killed) is no error."""
+    if _said.is_set():
+        return
+    _said.set()
+    try:
+        print(f"error: {message}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def _ignore(signum: int, frame: object) -> None:
+    """A second SIGTERM or Ctrl-C while the process is already stopping: the clean-up goes on,
+    bounded by the watchdog (a second exception there could leave a run RUNNING)."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, _ignore)
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _ignore)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise Stopped(signum, _reason[0] if _reason else f"terminated ({signal.Signals(signum).name})")
+
+
+_exit_on_sigterm = _stop  # the handler's earlier name
+
+
+def _watchdog(seconds: float, quiet: bool) -> None:
+    """SIGKILL this process ``seconds`` after its first SIGTERM or SIGINT, if it is still there
+    (saying so in one ``error:`` line unless ``quiet``: a worker, whose stage speaks).
+
+    The signal is seen on a wakeup fd, written by Python's C-level handler the moment it
+    arrives, whatever the main thread is doing."""
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            data = os.read(read, 64)
+            received = [b for b in data if b in (signal.SIGTERM, signal.SIGINT)]
+            if received:
+                break
+        time.sleep(seconds)
+        name = signal.Signals(received[0]).name
+        if quiet:
+            _said.set()
+        say_error(f"{_reason[0] if _reason else name}: still running {seconds:.0f} s after "
+                  f"{name}, killed (the next run cleans up)")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="stop-watchdog", daemon=True).start()
+
+
+_launcher_names: dict[int, str] = {}  # pid -> program name, seen at the start
+_installed = threading.Event()
+
+
+def _launcher_ended(pid: int) -> None:
+    name = _launcher_names.get(pid) or "process"
+    _reason.append(f"stopped: the {name} that started it (pid {pid}) ended")
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop_with_launcher(*, ignore_sigint: bool = False, parent: int | None = None,
+                       seconds: float = STOP_SECONDS) -> None:
+    """Make this process stop cleanly, and within ``seconds``, on SIGTERM, on Ctrl-C (unless
+    ``ignore_sigint``: a worker, whose stage stops it) and when the process that started it
+    ends (`dvc repro` killed with SIGTERM or SIGKILL; ``parent``: a worker's starter).
+
+    Linux ``PR_SET_PDEATHSIG`` sends SIGTERM when the parent ends; a shell between DVC and the
+    stage (``/bin/sh -c CMD``) outlives DVC, so its parent is watched too
+    (:func:`imdb_rnn.process.watch_launcher`). Once per process; main thread only.
+    """
+    from imdb_rnn.process import command_of, die_with_parent, launchers, watch_launcher
+
+    if _installed.is_set():
+        return
+    _installed.set()
+    if ignore_sigint:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # blocked while the worker was started (compute): a Ctrl-C meanwhile is dropped now
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    elif signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    _watchdog(seconds, quiet=ignore_sigint)
+    for pid in launchers():
+        _launcher_names[pid] = command_of(pid)
+    die_with_parent(signal.SIGTERM, parent)
+    watch_launcher(_launcher_ended)
 
 
 def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
     """Run a stage's ``main``; a :class:`PipelineError` becomes ``error: ...`` and exit code 1.
 
     A ``stage`` first removes what killed runs left in its project (``DVC_ROOT`` under
-    `dvc repro`, else the current folder when it holds ``dvc.yaml``).
+    `dvc repro`, else the current folder when it holds ``dvc.yaml``). SIGTERM, Ctrl-C and the
+    end of the `dvc repro` that started it stop it cleanly with one ``error:`` line
+    (:func:`stop_with_launcher`); so does a full disk (naming the path).
     """
     from imdb_rnn.errors import PipelineError
 
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if threading.current_thread() is threading.main_thread():
+        stop_with_launcher()
     try:
         root = os.environ.get("DVC_ROOT") or ("." if os.path.isfile("dvc.yaml") else None)
         if stage and root:
@@ -91,11 +209,21 @@ def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
             sweep_stale_temporaries(root)
         main()
     except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
+        say_error(str(error))
         sys.exit(1)
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
+        say_error("interrupted (Ctrl-C)")
         sys.exit(130)
+    except Stopped as stopped:
+        say_error(stopped.reason)
+        raise
+    except Exception as error:  # a full disk outside an atomic output (the MLflow store)
+        from imdb_rnn.io import disk_full_error, disk_full_message
+
+        if disk_full_error(error) is None:
+            raise
+        say_error(disk_full_message(error))
+        sys.exit(1)
 
 
 def describe(result: dict) -> str:

@@ -8,29 +8,34 @@ SimpleRNN, 0.89x for the LSTM, whose single process gained more from its second 
 ``compute`` params say how many (``workers``) and with how many TensorFlow threads each
 (``threads``); ``auto`` derives both from the cores this process may use.
 
-Worker processes are started with ``spawn`` (TensorFlow is not fork-safe) and die with the
-process that started them (Linux ``PR_SET_PDEATHSIG``), so a killed stage leaves no trainer
-running on its own; what they leave behind (an MLflow run RUNNING, an Optuna trial RUNNING) names
-its owner and is cleaned up by the next run.
+Worker processes are started with ``spawn`` (TensorFlow is not fork-safe) and stop with the
+process that started them (Linux ``PR_SET_PDEATHSIG``: SIGTERM, then SIGKILL after a few
+seconds), so a killed stage leaves no trainer running on its own; what a SIGKILL leaves behind
+(an MLflow run RUNNING, an Optuna trial RUNNING) names its owner and is cleaned up by the next
+run. Ctrl-C stops the stage, which stops its workers: they are started with SIGINT blocked and
+ignore it (a Ctrl-C during a worker's start printed a KeyboardInterrupt traceback).
 """
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from imdb_rnn.cli import _exit_on_sigterm
+from imdb_rnn.cli import stop_with_launcher
 from imdb_rnn.config.params import ComputeParams
 from imdb_rnn.errors import PipelineError
 
 T = TypeVar("T")
-_PR_SET_PDEATHSIG = 1
+# Seconds a worker has to end its trial and run FAILED once stopped, before it is SIGKILLed
+# (by itself, or by its stage: stop_processes); less than the stage's own (cli.STOP_SECONDS).
+WORKER_STOP_SECONDS = 5.0
 
 
 def available_cores() -> int:
@@ -88,24 +93,23 @@ def set_threads(threads: int) -> None:
               file=sys.stderr)
 
 
-def _die_with_parent(parent: int) -> None:
-    """Ask Linux to SIGKILL this process when the process that started it (pid ``parent``)
-    ends."""
-    if not sys.platform.startswith("linux"):
-        return
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread: processes started meanwhile begin with it blocked (a
+    Ctrl-C before their Python code ignores it would raise KeyboardInterrupt there), and so do
+    threads started meanwhile (the pool's manager thread, which starts the workers that replace
+    finished ones). The stage's own Ctrl-C waits until the block ends."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        return
-    if os.getppid() != parent:  # the parent ended before prctl took effect (re-parented)
-        os._exit(1)
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _start_worker(threads: int, parent: int) -> None:
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the parent stops its workers
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # as a stage: runs and trials end failed
+    # Ctrl-C: ignored (the parent stops its workers); SIGTERM, or the parent's end: the trial
+    # and run end FAILED, within WORKER_STOP_SECONDS.
+    stop_with_launcher(ignore_sigint=True, parent=parent, seconds=WORKER_STOP_SECONDS)
     set_threads(threads)
 
 
@@ -125,10 +129,13 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    pool = ProcessPoolExecutor(the_plan.workers, mp_context=context, initializer=_start_worker,
-                               initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
+    with _sigint_blocked():
+        pool = ProcessPoolExecutor(the_plan.workers, mp_context=context,
+                                   initializer=_start_worker,
+                                   initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
     try:
-        futures = [pool.submit(function, *args) for args in jobs]
+        with _sigint_blocked():
+            futures = [pool.submit(function, *args) for args in jobs]
         results = [future.result() for future in futures]
     except BrokenProcessPool:
         _stop(pool)
@@ -154,17 +161,19 @@ def start_process(function: Callable[..., Any], args: tuple, threads: int
     context = multiprocessing.get_context("spawn")
     process = context.Process(target=_run_in_worker, args=(function, args, threads, os.getpid()),
                               daemon=True)
-    process.start()
+    with _sigint_blocked():
+        process.start()
     return process
 
 
 def stop_processes(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
     """SIGTERM to each (its MLflow run and trial end failed), then SIGKILL what is still there
-    after 30 s."""
+    after WORKER_STOP_SECONDS (and a second: each kills itself then)."""
     for process in processes:
         process.terminate()
+    deadline = time.monotonic() + WORKER_STOP_SECONDS + 1
     for process in processes:
-        process.join(timeout=30)
+        process.join(timeout=max(deadline - time.monotonic(), 0.1))
         if process.is_alive():
             process.kill()
             process.join()

@@ -3,12 +3,13 @@
 Temporaries live beside their target as ``.NAME.tmp-PID-START-XXXXXXXX`` (PID and START name the
 process that writes them). A process killed with SIGKILL cannot remove its own; the next run of
 the stage does, before it starts (:func:`sweep_stale_temporaries`), leaving those of live
-processes alone.
+processes alone. A full disk is a one-line error naming the output (:func:`disk_full_message`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -55,12 +56,39 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
         # mkstemp/mkdtemp create private (0600/0700) entries; give the usual permissions.
         os.chmod(tmp, (0o777 if directory else 0o666) & ~_umask())
         move_into_place(tmp, target)
-    except BaseException:
+    except BaseException as error:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        if disk_full_error(error) is not None:
+            raise PipelineError(disk_full_message(error, target)) from None
         raise
+
+
+# errno of a full file system, and of a user's full quota
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full_error(error: BaseException) -> OSError | None:
+    """The full-disk OSError that ``error`` is, or was raised from (Keras, h5py and MLflow wrap
+    it), else None."""
+    for _ in range(10):
+        if isinstance(error, OSError) and error.errno in _DISK_FULL:
+            return error
+        error = error.__cause__ or error.__context__
+        if error is None:
+            return None
+    return None
+
+
+def disk_full_message(error: BaseException, target: str | os.PathLike[str] | None = None) -> str:
+    """``no space left on device writing PATH``: ``target``, else the file the error names."""
+    found = disk_full_error(error)
+    where = target if target is not None else getattr(found, "filename", None)
+    what = ("disk quota exceeded" if found is not None and found.errno == errno.EDQUOT
+            else "no space left on device")
+    return f"{what} writing {where}" if where else what
 
 
 def move_into_place(source: Path, target: Path) -> None:

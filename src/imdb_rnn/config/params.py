@@ -3,6 +3,12 @@
 Every stage loads the whole file through :func:`load_params` (so a typo anywhere is caught by the
 first stage that runs) and reads its own section. Errors name the key, e.g.
 ``params.yaml: vectorize.max_features: Input should be a valid integer (got '20000')``.
+
+Every size has an upper bound and every float must be finite, so that no value reaches a
+training that a 24 GB machine cannot hold (``maxlen: 100000`` drove one LSTM trainer to
+12.5 GB): the bounds below, and the estimate of one training step's memory
+(:meth:`ModelSection.step_memory`), which refuses a model section or a search space before
+anything runs.
 """
 
 from __future__ import annotations
@@ -23,7 +29,25 @@ from imdb_rnn.errors import PipelineError
 
 class _Section(BaseModel):
     # strict: "10" is not an int; an int is still accepted where a float belongs.
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    # allow_inf_nan: .inf and .nan are no float of any section (learning_rate: .inf passed).
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
+# Upper bounds of the sizes: generous for IMDB, and within what a 24 GB machine holds.
+# The longest review of the full data has 2,739 tokens (training split, default tokenisation);
+# a longer maxlen only pads. maxlen 3,000 with the LSTM's own settings: reports in README.
+MAX_MAXLEN = 3_000
+MAX_VOCABULARY = 500_000  # vectorize.max_features: the embedding matrix, times Adam's 4 copies
+MAX_WIDTH = 2_048  # embedding_dim, units, filters, embed.dim
+MAX_LAYERS = 16
+MAX_BATCH = 4_096
+MAX_EPOCHS = 1_000
+MAX_TRIALS = 10_000
+MAX_PROCESSES = 256  # compute.workers and threads, embed.workers
+# The most one training process may need for one step (activations kept for the backward pass,
+# and the embedding with its gradient and Adam's moments), as ModelSection.step_memory
+# estimates it: two such processes side by side (compute.workers) fit a 24 GB machine.
+MEMORY_LIMIT = 8 * 2**30
 
 
 class FetchParams(_Section):
@@ -65,7 +89,7 @@ class PreprocessParams(_Section):
     # Test reviews whose exact text also occurs in train: True drops them from test (cleaner
     # estimate), False keeps the official 25,000 (comparable with published numbers).
     drop_test_duplicates: bool
-    report_maxlens: list[Annotated[int, Field(gt=0)]]
+    report_maxlens: list[Annotated[int, Field(gt=0, le=100_000)]]
     # A stratified slice: at most this many reviews per official split and label (null = all
     # 50,000). The smoke profile uses it to run the whole DAG in minutes.
     per_label: int | None = Field(default=None, gt=1)
@@ -80,20 +104,20 @@ class PreprocessParams(_Section):
 class VectorizeParams(_Section):
     """Vocabulary size; ids 0 and 1 are reserved for padding and out-of-vocabulary tokens."""
 
-    max_features: int = Field(ge=3)
+    max_features: int = Field(ge=3, le=MAX_VOCABULARY)
 
 
 class EmbedParams(_Section):
     """word2vec vectors trained on non-test text (training split + unlabeled reviews)."""
 
-    dim: int = Field(gt=0)
+    dim: int = Field(gt=0, le=MAX_WIDTH)
     algorithm: Literal["cbow", "skipgram"]
-    window: int = Field(gt=0)
+    window: int = Field(gt=0, le=100)
     min_count: int = Field(ge=1)
-    epochs: int = Field(gt=0)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)
     seed: int
     # gensim threads: 1 gives the same vectors on every run; more is faster but not repeatable.
-    workers: int = Field(ge=1)
+    workers: int = Field(ge=1, le=MAX_PROCESSES)
     use_unlabeled: bool  # also train on the 50,000 unlabeled train/unsup reviews
     # OpenBLAS kernel word2vec runs on (the embed stage sets OPENBLAS_CORETYPE before OpenBLAS
     # loads). Each CPU's own kernel rounds gensim's sdot/saxpy differently, so the vectors changed
@@ -134,7 +158,7 @@ class ModelSection(_Section):
     INIT_KEYS: ClassVar[tuple[str, ...]] = ("embedding_file",)
 
     # input
-    maxlen: int = Field(gt=0)
+    maxlen: int = Field(gt=0, le=MAX_MAXLEN)
     # post padding keeps LSTM/GRU eligible for the cuDNN kernel when masking is on.
     padding: Literal["pre", "post"]
     # pre truncation keeps the end of a long review, where the verdict usually is.
@@ -145,15 +169,36 @@ class ModelSection(_Section):
     # Gradient clipping: each gradient tensor is rescaled to at most this L2 norm; null = off.
     clipnorm: float | None = Field(gt=0.0)
     # fit
-    batch_size: int = Field(gt=0)
-    epochs: int = Field(gt=0)
+    batch_size: int = Field(gt=0, le=MAX_BATCH)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)
     # init: null = learned from scratch; else a text-format vectors file (word2vec or GloVe),
     # e.g. data/embeddings/word2vec.txt from the embed stage.
     embedding_file: str | None
     # architecture (shared by every family; the subclasses add their own)
-    embedding_dim: int = Field(gt=0)
+    embedding_dim: int = Field(gt=0, le=MAX_WIDTH)
     dropout: float = Field(ge=0.0, lt=1.0)
     embedding_trainable: bool  # false freezes the embedding (pretrained vectors kept as is)
+
+    def step_floats(self) -> float:
+        """Floats per review and time step kept by one training step (activations)."""
+        return self.embedding_dim
+
+    def step_memory(self, max_features: int = MAX_VOCABULARY) -> int:
+        """Bytes one training step needs, about: float32 activations of a full batch of
+        ``maxlen`` steps, and the embedding matrix of ``max_features`` rows four times (weights,
+        gradient, Adam's two moments)."""
+        activations = 4 * self.batch_size * self.maxlen * self.step_floats()
+        return int(activations + 16 * max_features * self.embedding_dim)
+
+    @model_validator(mode="after")
+    def _fits_in_memory(self) -> ModelSection:
+        need = self.step_memory()
+        if need > MEMORY_LIMIT:
+            raise ValueError(
+                f"needs about {need / 2**30:.1f} GB a training step (batch_size "
+                f"{self.batch_size} x maxlen {self.maxlen} x {self.step_floats():,.0f} floats; "
+                f"limit {MEMORY_LIMIT / 2**30:.0f} GB): lower batch_size, maxlen or widths")
+        return self
 
     @classmethod
     def architecture_keys(cls) -> tuple[str, ...]:
@@ -175,7 +220,7 @@ class FeedforwardParams(ModelSection):
     family: Literal["feedforward"]
     # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
     pooling: Literal["flatten", "average", "max"]
-    units: int = Field(ge=0)  # hidden Dense layer; 0 = none
+    units: int = Field(ge=0, le=MAX_WIDTH)  # hidden Dense layer; 0 = none
 
     @property
     def fixed_length(self) -> bool:
@@ -185,25 +230,42 @@ class FeedforwardParams(ModelSection):
 
 class CnnParams(ModelSection):
     family: Literal["cnn"]
-    filters: int = Field(gt=0)
-    kernel_size: int = Field(gt=0)
-    num_layers: int = Field(ge=1)
-    units: int = Field(ge=0)
+    filters: int = Field(gt=0, le=MAX_WIDTH)
+    kernel_size: int = Field(gt=0, le=MAX_MAXLEN)
+    num_layers: int = Field(ge=1, le=MAX_LAYERS)
+    units: int = Field(ge=0, le=MAX_WIDTH)
+
+    def step_floats(self) -> float:
+        # each convolution's output and its activation's, per filter
+        return self.embedding_dim + 2 * self.num_layers * self.filters
 
 
 class RecurrentParams(ModelSection):
     family: Literal["simple_rnn", "lstm", "gru"]
-    units: int = Field(gt=0)
-    num_layers: int = Field(ge=1)
+    units: int = Field(gt=0, le=MAX_WIDTH)
+    num_layers: int = Field(ge=1, le=MAX_LAYERS)
     # Non-zero recurrent_dropout switches LSTM/GRU off the cuDNN kernel on a GPU.
     recurrent_dropout: float = Field(ge=0.0, lt=1.0)
     # last: the final hidden state; max/mean: pool every step's state (return_sequences on top).
     pooling: Literal["last", "max", "mean"]
 
+    # Floats per unit of each layer, review and time step that a training step keeps for the
+    # backward pass (gates, states, their activations). The LSTM's is measured: maxlen 100,000
+    # with one 36,364-token review, batch 64, 2 x 64 units, embedding_dim 64 held 12.5 GB
+    # (issue 33), about 1,230 floats per review and step = 64 + 2 x 64 x 9.1. The GRU has 3
+    # gates for the LSTM's 4, the simple cell one state.
+    CELL_FLOATS: ClassVar[dict[str, float]] = {"lstm": 9.1, "gru": 7.0, "simple_rnn": 3.0}
+
+    def step_floats(self) -> float:
+        return self.embedding_dim + self.num_layers * self.units * self.CELL_FLOATS[self.family]
+
 
 class BidirectionalParams(RecurrentParams):
     family: Literal["bidirectional"]  # type: ignore[assignment]
     cell: Literal["simple_rnn", "lstm", "gru"]
+
+    def step_floats(self) -> float:  # both directions
+        return self.embedding_dim + 2 * self.num_layers * self.units * self.CELL_FLOATS[self.cell]
 
 
 _MODEL_CLASSES = (FeedforwardParams, CnnParams, RecurrentParams, BidirectionalParams)
@@ -241,7 +303,7 @@ class TrainParams(_Section):
 class EvaluateParams(_Section):
     """Evaluation settings."""
 
-    batch_size: int = Field(gt=0)
+    batch_size: int = Field(gt=0, le=MAX_BATCH)
     # Classification threshold on the positive-class probability.
     threshold: float = Field(gt=0.0, lt=1.0)
 
@@ -249,9 +311,9 @@ class EvaluateParams(_Section):
 class ReferenceParams(_Section):
     """TF-IDF + logistic regression reference, fitted on the training split only."""
 
-    ngram_max: int = Field(ge=1)
+    ngram_max: int = Field(ge=1, le=5)
     min_df: int = Field(ge=1)
-    max_features: int | None = Field(default=None, gt=0)
+    max_features: int | None = Field(default=None, gt=0, le=10_000_000)
     C: float = Field(gt=0.0)
     seed: int
 
@@ -339,10 +401,10 @@ class TuneParams(_Section):
     # IMDB_TUNE_STORAGE in the environment overrides it.
     storage: str
     seed: int
-    n_trials: int = Field(gt=0)  # finished trials (complete + pruned) per study, in total
+    n_trials: int = Field(gt=0, le=MAX_TRIALS)  # finished trials (complete + pruned) per study
     timeout: float | None = Field(default=None, gt=0.0)  # seconds per invocation; None = no limit
     # The most epochs a trial trains; None = the base section's epochs (the baseline's fidelity).
-    epochs: int | None = Field(default=None, gt=0)
+    epochs: int | None = Field(default=None, gt=0, le=MAX_EPOCHS)
     patience: int | None = Field(ge=0)  # early stopping inside a trial (None: none)
     # Stratified training reviews per trial (None: the whole train split); validation is whole.
     subsample: int | None = Field(default=None, gt=1)
@@ -377,18 +439,18 @@ class SamplersParams(_Section):
             raise ValueError(f"each sampler once (got {value})")
         return value
 
-    repeats: int = Field(ge=2)  # independent studies per sampler (sampler seeds seed, seed+1, ...)
-    n_trials: int = Field(ge=2)
+    repeats: int = Field(ge=2, le=100)  # independent studies per sampler (seeds seed, seed+1, ...)
+    n_trials: int = Field(ge=2, le=MAX_TRIALS)
     seed: int
     subsample: int | None = Field(default=None, gt=1)  # training reviews per trial (stratified)
-    epochs: int = Field(gt=0)  # epochs per trial (no pruning: every trial is comparable)
+    epochs: int = Field(gt=0, le=MAX_EPOCHS)  # epochs per trial (no pruning: comparable trials)
     experiment: str  # MLflow experiment: one run per repetition
 
 
 class ReportParams(_Section):
     """The leaderboard's statistics."""
 
-    bootstrap_resamples: int = Field(ge=100)  # resamples of the test reviews for the 95% CI
+    bootstrap_resamples: int = Field(ge=100, le=1_000_000)  # resamples of the test reviews for the 95% CI
     seed: int
     top: int = Field(ge=2)  # McNemar results spelled out in words for the top models
     # Seed variance: every baseline and tuned configuration is trained again with each of
@@ -421,8 +483,10 @@ class ComputeParams(_Section):
     def _positive(cls, value: object) -> object:
         if value == "auto":
             return value
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"must be a whole number of at least 1, or auto (got {value!r})")
+        if (isinstance(value, bool) or not isinstance(value, int) or value < 1
+                or value > MAX_PROCESSES):
+            raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or auto (got "
+                             f"{value!r})")
         return value
 
 
@@ -497,6 +561,45 @@ def _check_space(model: str, base: ModelSection, dims: dict[str, Any]) -> None:
             raise ValueError(f"tune.space.{model}.{key}: the baseline's value {value!r} "
                              f"(train.models.{model}.{key}) is not in the space; the baseline "
                              "is every study's first trial")
+    _check_space_bounds(model, base, dims)
+
+
+def _extremes(dim: RangeDimension | ChoiceDimension, integer: bool) -> dict[str, Any]:
+    """The values of a dimension that lie on its edges, by where they are written."""
+    if isinstance(dim, ChoiceDimension):
+        return {f"choices[{i}]": v for i, v in enumerate(dim.choices)}
+    cast = (lambda v: int(v) if float(v).is_integer() else v) if integer else (lambda v: v)
+    return {"low": cast(dim.low), "high": cast(dim.high)}
+
+
+def _check_space_bounds(model: str, base: ModelSection, dims: dict[str, Any]) -> None:
+    """Every edge of the space is a valid value of its field (within its bounds, finite), and
+    the largest trial of the space fits in a training process (ModelSection.step_memory)."""
+    fields = base.model_dump()
+    largest = dict(fields)
+    for key, dim in dims.items():
+        integer = isinstance(fields[key], int) and not isinstance(fields[key], bool)
+        for where, value in _extremes(dim, integer).items():
+            try:
+                type(base).model_validate(fields | {key: value})
+            except ValidationError as error:
+                problem = next((e for e in error.errors() if e["loc"] == (key,)), None)
+                if problem is not None:
+                    raise ValueError(f"tune.space.{model}.{key}.{where}: {problem['msg']} "
+                                     f"(got {_shown(value)})") from None
+            if isinstance(value, int | float) and not isinstance(value, bool) \
+                    and isinstance(largest[key], int | float) and value > largest[key]:
+                largest[key] = value
+    need = type(base).model_construct(**largest).step_memory()
+    if need > MEMORY_LIMIT:
+        sizes = ", ".join(f"{k} {largest[k]}" for k in _SIZES if k in dims)
+        raise ValueError(f"tune.space.{model}: its largest trial ({sizes}) needs about "
+                         f"{need / 2**30:.1f} GB a training step (limit "
+                         f"{MEMORY_LIMIT / 2**30:.0f} GB)")
+
+
+# The keys that the memory of a training step grows with (ModelSection.step_memory).
+_SIZES = ("batch_size", "maxlen", "embedding_dim", "num_layers", "units", "filters")
 
 
 def _may_learn_embedding(base: ModelSection, dims: dict[str, Any]) -> bool:
