@@ -49,10 +49,11 @@ def test_tfidf_is_logged_as_a_raw_text_model_with_its_table_and_test_metrics(tmp
     mlflow.set_tracking_uri(params.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     raw = ["Great, LOVED it!<br /> film 3", "awful and dull... film 4"]
-    served = np.asarray(model.predict(pd.DataFrame({"review": raw})))
-    assert served.shape == (2, 2) and served[0, 1] > 0.5 > served[1, 1]
+    served = model.predict(pd.DataFrame({"review": raw}))["positive_probability"].to_numpy()
+    assert served.shape == (2,) and served[0] > 0.5 > served[1]
     saved = pd.read_csv(tmp_path / "evaluation/tfidf_logreg/predictions.csv")
     test_rows = [r for r in rows if r["split"] == "test"]
-    np.testing.assert_allclose(served[:, 1], saved.set_index("review").loc[
+    # The plain-data scoring equals scikit-learn's on the same reviews.
+    np.testing.assert_allclose(served, saved.set_index("review").loc[
         [test_rows[3]["review"], test_rows[4]["review"]], "probability"], rtol=1e-6)
     assert json.loads((tmp_path / "reports/majority/metrics.json").read_text())["accuracy"] == 0.5

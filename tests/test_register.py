@@ -70,6 +70,15 @@ def test_the_best_mean_validation_accuracy_wins_and_a_rerun_keeps_its_version(tr
     version = client.get_model_version_by_alias("imdb-sentiment", "champion")
     run_file = json.loads((models / "tiny/run.json").read_text())
     assert str(version.version) == "1" and version.source == f"models:/{run_file['model_id']}"
+    # The version links to its logged model both ways: its source is models:/MODEL_ID (MLflow
+    # 3.17's SQL registry keeps no model_id column: ModelVersion.model_id reads None from it),
+    # and the logged model's mlflow.modelVersions tag, which the UI reads ("Not registered"
+    # without it), names the version.
+    assert version.run_id == run_file["run_id"]
+    logged = client.get_logged_model(run_file["model_id"])
+    assert json.loads(logged.tags["mlflow.modelVersions"]) == [
+        {"name": "imdb-sentiment", "version": 1}]
+    assert version.description.startswith("tiny (lstm): mean validation accuracy 85.00%")
     assert version.tags["test_accuracy_mean_ci95"] == "[0.85000, 0.95000]"
     assert version.tags["val_accuracy_mean"] == "0.85000"
     assert version.tags["chosen_by"] == "best mean validation accuracy over training seeds"

@@ -16,30 +16,28 @@ import numpy as np
 import pandas as pd
 
 from imdb_rnn.data.preprocess import read_table
-from imdb_rnn.data.text import standardize
 from imdb_rnn.evaluation.metrics import classification_metrics
 from imdb_rnn.config.params import Params, ReferenceParams
 
 REFERENCE_MODELS = ("tfidf_logreg", "majority")
 
 
-def standardize_reviews(texts: Any, *, lowercase: bool, punctuation: str) -> list[str]:
-    """Raw reviews (a list, a Series, or a DataFrame with a ``review`` column) standardised as
-    the pipeline's tokens: the first step of the reference model that takes raw text."""
-    if isinstance(texts, pd.DataFrame):
-        texts = texts["review"] if "review" in texts.columns else texts.iloc[:, 0]
-    return [standardize(str(t), lowercase=lowercase, punctuation=punctuation) for t in texts]
+def save_tfidf_logreg(pipeline: Any, folder: Path, *, lowercase: bool,
+                      punctuation: str) -> None:
+    """The fitted TF-IDF + logistic regression ``pipeline`` as plain data in ``folder`` (its
+    vocabulary, idf, coefficients and the standardisation it was fitted after; no pickle):
+    what its logged model scores raw review text with (imdb_rnn.tracking.served)."""
+    from imdb_rnn.tracking.served import save_reference
 
-
-def raw_text_model(fitted: Any, *, lowercase: bool, punctuation: str) -> Any:
-    """The fitted TF-IDF + logistic regression pipeline behind a standardisation step, so it
-    takes raw review text (what its MLflow Model serves)."""
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import FunctionTransformer
-
-    standardise = FunctionTransformer(standardize_reviews, kw_args={
-        "lowercase": lowercase, "punctuation": punctuation})
-    return Pipeline([("standardize", standardise), *fitted.steps])
+    vectorizer, logreg = pipeline.steps[0][1], pipeline.steps[-1][1]
+    if vectorizer.norm != "l2" or list(logreg.classes_) != [0, 1]:
+        raise ValueError("the reference export expects L2-normed TF-IDF and labels 0/1")
+    terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
+    save_reference(folder, terms=terms, idf=vectorizer.idf_, coef=logreg.coef_[0],
+                   intercept=float(logreg.intercept_[0]),
+                   settings={"lowercase": lowercase, "punctuation": punctuation,
+                             "ngram_max": vectorizer.ngram_range[1],
+                             "sublinear_tf": bool(vectorizer.sublinear_tf)})
 
 
 def fit_tfidf_logreg(texts: pd.Series, labels: pd.Series, rp: ReferenceParams):
@@ -64,7 +62,7 @@ class Scored:
     result: dict  # test metrics, training seconds, throughput
     probabilities: np.ndarray
     params: dict  # what to record with it
-    estimator: Any = None  # the fitted model over raw text, when it is one to log
+    estimator: Any = None  # the fitted pipeline over standardised text, to log
 
 
 def score_references(params: Params, table_path: Path
@@ -100,8 +98,6 @@ def score_references(params: Params, table_path: Path
                                            params.evaluate.threshold),
                   "train_seconds": round(train_seconds, 2),
                   "reviews_per_second": round(len(test) / seconds, 1)}
-        estimator = (raw_text_model(pipeline, lowercase=params.preprocess.lowercase,
-                                    punctuation=params.preprocess.punctuation)
-                     if name == "tfidf_logreg" else None)
+        estimator = pipeline if name == "tfidf_logreg" else None
         evaluated[name] = Scored(result, probabilities, model_params, estimator)
     return evaluated, test["review"].to_numpy(), test["label"].to_numpy()

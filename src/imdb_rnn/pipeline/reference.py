@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from imdb_rnn.config import Params
 from imdb_rnn.evaluation import EvaluationPaths, tracked_metrics, write_evaluation
-from imdb_rnn.evaluation.reference import REFERENCE_MODELS, score_references
+from imdb_rnn.evaluation.reference import (REFERENCE_MODELS, save_tfidf_logreg,
+                                            score_references)
 from imdb_rnn.layout import PREDICTIONS, ROC, TEST_METRICS
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
@@ -33,8 +35,15 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
             # Both splits are rows of the prepared table: the table is the dataset.
             test_data = models.file_dataset(table_path, "imdb-reviews")
             models.log_datasets(run, [(test_data, "training and testing")])
-            model_id = (None if model.estimator is None else models.log_sklearn_text_model(
-                experiment, run, model.estimator, tags={"model": name, "family": name}))
+            model_id = None
+            if model.estimator is not None:
+                with tempfile.TemporaryDirectory() as staging:
+                    folder = Path(staging) / "reference"
+                    save_tfidf_logreg(model.estimator, folder,
+                                      lowercase=params.preprocess.lowercase,
+                                      punctuation=params.preprocess.punctuation)
+                    model_id = models.log_reference(experiment, run, folder,
+                                                    tags={"model": name, "family": name})
             run.log_metrics(tracked_metrics(model.result), dataset=test_data,
                             model_id=model_id)
     paths = reference_paths(out_dir, predictions_dir)

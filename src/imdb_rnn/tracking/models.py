@@ -1,16 +1,21 @@
 """MLflow Models, datasets and the model registry: raw review text in, probability out.
 
-Every trained network is logged as an MLflow 3 logged model of the ``python_function`` flavour:
-:class:`ReviewSentiment` wraps its model folder (Keras model, vocabulary, text standardisation
-and input settings), and the ``imdb_rnn`` package travels with it (``code_paths``), so
+Every trained network and the TF-IDF reference is logged as an MLflow 3 logged model of the
+``python_function`` flavour, as a model from code: the logged code is a three-line file of
+``imdb_rnn/tracking/model_code/`` naming a class of :mod:`imdb_rnn.tracking.served`, the
+artifacts are plain data (the network's model folder; the reference's vocabulary and weights as
+``.npz`` and JSON). No pickle, no ``code_paths``: loading runs the ``imdb_rnn`` installed where
+it loads, so
 
     mlflow.pyfunc.load_model("models:/imdb-sentiment@champion").predict(
         pd.DataFrame({"review": ["A wonderful, moving film."]}))
 
-and ``mlflow models serve -m models:/imdb-sentiment@champion --env-manager local`` answer raw
-text with the same probabilities as ``imdb-predict``. The TF-IDF reference is logged with the
-scikit-learn flavour, standardisation included. Data splits are logged as dataset inputs whose
-digest is the split file's DVC hash (the md5 of its content).
+and ``mlflow models serve -m models:/imdb-sentiment@champion --env-manager local`` (with this
+package installed) answer raw text with the same probabilities as ``imdb-predict``.
+:func:`load_text_model` (``imdb-predict models:/...``) also checks, before MLflow runs it, that
+the logged model holds nothing else: its code file is this package's own, byte for byte. Data
+splits are logged as dataset inputs whose digest is the split file's DVC hash (the md5 of its
+content).
 """
 
 from __future__ import annotations
@@ -28,64 +33,32 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
+import yaml
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
 from mlflow.entities import DatasetInput, InputTag
 from mlflow.models import Model, ModelSignature
 from mlflow.types import ColSpec, Schema
+from mlflow.types.schema import AnyType
 
-import imdb_rnn
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.tracking.runs import (STORE_ERRORS, Experiment, Run, _one_line, environment,
                                     store_failure)
+from imdb_rnn.tracking.served import INPUT_COLUMN, OUTPUT_COLUMN
 
-INPUT_COLUMN = "review"
-OUTPUT_COLUMN = "positive_probability"
-SIGNATURE = ModelSignature(inputs=Schema([ColSpec("string", INPUT_COLUMN)]),
+# ``review`` is declared Any, not string: MLflow's schema check would turn a number sent as
+# {"inputs": [42]} into the text "42"; passed on as sent, predict refuses it (served.py).
+SIGNATURE = ModelSignature(inputs=Schema([ColSpec(AnyType(), INPUT_COLUMN)]),
                            outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
 INPUT_EXAMPLE = pd.DataFrame({INPUT_COLUMN: ["A wonderful, moving film.",
                                              "Two hours I will never get back."]})
-# The package every logged model carries (code_paths), so it loads without a checkout.
-PACKAGE_DIR = str(Path(imdb_rnn.__file__).parent)
+# The code of each kind of logged model (MLflow runs the logged copy of this file on load).
+MODEL_CODE = {kind: Path(__file__).parent / "model_code" / f"{kind}.py"
+              for kind in ("network", "reference")}
 # The name of every logged model inside its run: runs:/RUN_ID/model
 MODEL_NAME = "model"
 # What serving a network needs besides MLflow (pinned to the versions that trained it).
 _REQUIREMENTS = ("keras", "tensorflow-cpu", "tensorflow", "numpy", "pandas")
-
-
-def _texts(model_input: Any) -> list[str]:
-    """Review texts from what pyfunc's predict receives (a DataFrame with the review column, a
-    Series, a list or a single string); a non-text value is named by its row."""
-    if isinstance(model_input, pd.DataFrame):
-        if INPUT_COLUMN not in model_input.columns:
-            raise ValueError(f"input has no column {INPUT_COLUMN!r} (columns: "
-                             f"{', '.join(map(str, model_input.columns))})")
-        values = model_input[INPUT_COLUMN].tolist()
-    elif isinstance(model_input, str):
-        values = [model_input]
-    else:
-        values = list(model_input)
-    for row, value in enumerate(values):
-        if not isinstance(value, str):
-            raise ValueError(f"review at row {row} is {type(value).__name__}, not text")
-    return values
-
-
-class ReviewSentiment(mlflow.pyfunc.PythonModel):
-    """A trained network with its text preprocessing: reviews in, positive probability out."""
-
-    # The signature gives the input schema; without this MLflow asks for type hints on predict
-    # (a warning on every import, which no filter silences: MLflow resets them).
-    _skip_type_hint_validation = True
-
-    def load_context(self, context: mlflow.pyfunc.PythonModelContext) -> None:
-        from imdb_rnn.modeling.predict import Predictor
-
-        self._predictor = Predictor(context.artifacts["model_dir"])
-
-    def predict(self, context, model_input, params=None):
-        probabilities = self._predictor.predict(_texts(model_input))
-        return pd.DataFrame({OUTPUT_COLUMN: probabilities.astype(np.float64)})
 
 
 def requirements() -> list[str]:
@@ -127,29 +100,26 @@ def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequen
         for file in files:
             shutil.copyfile(Path(model_dir) / file, folder / file)
         info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
-                         python_model=ReviewSentiment(), artifacts={"model_dir": str(folder)},
-                         code_paths=[PACKAGE_DIR],
+                         python_model=str(MODEL_CODE["network"]),
+                         artifacts={"model_dir": str(folder)},
                          signature=SIGNATURE, input_example=INPUT_EXAMPLE,
                          pip_requirements=requirements(), tags=dict(tags or {}),
                          model_type="keras-text-classifier")
     return info.model_id
 
 
-def log_sklearn_text_model(experiment: Experiment, run: Run, pipeline: Any,
-                           tags: Mapping[str, str] | None = None) -> str:
-    """Log a scikit-learn pipeline over raw text (probabilities from ``predict_proba``)."""
-    import mlflow.sklearn
-
+def log_reference(experiment: Experiment, run: Run, folder: Path,
+                  tags: Mapping[str, str] | None = None) -> str:
+    """Log the TF-IDF reference saved in ``folder`` (:func:`served.save_reference`: weights
+    and settings, no pickle) as the run's MLflow Model; returns its model id."""
     with _tracking(experiment):
-        info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.sklearn, run_id=run.id,
-                         sk_model=pipeline, pyfunc_predict_fn="predict_proba",
-                         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_CLOUDPICKLE,
-                         code_paths=[PACKAGE_DIR],
-                         input_example=INPUT_EXAMPLE,
+        info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
+                         python_model=str(MODEL_CODE["reference"]),
+                         artifacts={"reference": str(folder)},
+                         signature=SIGNATURE, input_example=INPUT_EXAMPLE,
                          pip_requirements=[r for r in requirements() if "tensorflow" not in r
-                                           and not r.startswith("keras")]
-                         + [f"scikit-learn=={metadata.version('scikit-learn')}"],
-                         tags=dict(tags or {}), model_type="sklearn-text-classifier")
+                                           and not r.startswith("keras")],
+                         tags=dict(tags or {}), model_type="tfidf-text-classifier")
     return info.model_id
 
 
@@ -218,11 +188,12 @@ def register_champion(experiment: Experiment, registered_model: str, alias: str,
         if existing:
             version = existing[0].version
         else:
-            # The SQL registry resolves models:/ID through the global tracking URI.
+            # MLflow's register_model, not the client's create_model_version: it also links
+            # the logged model to its version (the tag the UI reads; without it the champion's
+            # logged model shows "Not registered"). It reads the global tracking URI.
             with _tracking(experiment):
-                version = client.create_model_version(
-                    registered_model, source=source, run_id=run_id, model_id=model_id,
-                    description=description).version
+                version = mlflow.register_model(source, registered_model).version
+            client.update_model_version(registered_model, str(version), description=description)
         for key, value in tags.items():
             client.set_model_version_tag(registered_model, str(version), key, str(value))
         client.set_registered_model_alias(registered_model, alias, str(version))
@@ -234,25 +205,65 @@ def register_champion(experiment: Experiment, registered_model: str, alias: str,
 
 # --- loading ---------------------------------------------------------------------------------
 
+# What a logged model of this project is: python_function from code, nothing pickled or added.
+_CODE_LOADER = "mlflow.pyfunc.loaders.code_model"
+
+
+def check_own_code(model_dir: Path, uri: str) -> None:
+    """Refuse the downloaded logged model ``model_dir`` unless loading it runs only this
+    package's code: a model from code whose code file is one of :data:`MODEL_CODE` byte for
+    byte, with no pickled python_model, no ``code_paths`` and no other flavour."""
+    try:
+        mlmodel = yaml.safe_load((Path(model_dir) / "MLmodel").read_text())
+        flavors = mlmodel["flavors"]
+        pyfunc = flavors["python_function"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise PipelineError(f"{uri}: not an MLflow python_function model "
+                            f"({type(error).__name__}: {_one_line(error, 100)})") from None
+    code_file = pyfunc.get("model_code_path")
+    if (pyfunc.get("loader_module") != _CODE_LOADER or not code_file or pyfunc.get("code")
+            or "python_model" in pyfunc or set(flavors) != {"python_function"}):
+        raise PipelineError(f"{uri}: not logged as this project's model from code (a pickled "
+                            "python_model, code_paths or another flavour: refused, since "
+                            "loading it would run them; retrain it: dvc repro -f train@NAME)")
+    stored = Path(model_dir) / Path(code_file).name
+    own = MODEL_CODE.get(stored.stem)
+    if own is None or not stored.is_file() or stored.read_bytes() != own.read_bytes():
+        raise PipelineError(f"{uri}: its code file {stored.name} is not imdb_rnn's own "
+                            f"({', '.join(str(p) for p in MODEL_CODE.values())}): refused, "
+                            "since loading it would run it")
+
+
 def load_text_model(uri: str, tracking_uri: str) -> Any:
     """A logged model of this project from ``uri``: a function from review texts to their
-    positive-class probabilities (networks and the TF-IDF reference alike)."""
+    positive-class probabilities (networks and the TF-IDF reference alike). The model is
+    downloaded and checked to run only this package's code (:func:`check_own_code`) before
+    MLflow loads it."""
+    from imdb_rnn.tracking.served import RefusedInput
+
     if tracking_uri.startswith("sqlite:///") and not Path(
             tracking_uri.removeprefix("sqlite:///")).is_file():  # opening it would create it
         raise PipelineError(f"{uri}: no MLflow store at {tracking_uri} (run from the project "
                             "folder, or set MLFLOW_TRACKING_URI)")
-    try:
-        with environment(MLFLOW_TRACKING_URI=tracking_uri):  # where models:/ and runs:/ resolve
-            model = mlflow.pyfunc.load_model(uri)
-    except Exception as error:  # MlflowException, OSError, a broken model file, ...
-        raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
-                            f"({type(error).__name__}: {_one_line(error, 150)})") from None
+    with tempfile.TemporaryDirectory() as staging:
+        try:
+            with environment(MLFLOW_TRACKING_URI=tracking_uri):  # where models:/, runs:/ resolve
+                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=staging)
+        except Exception as error:  # MlflowException, OSError, a store that does not answer
+            raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
+                                f"({type(error).__name__}: {_one_line(error, 150)})") from None
+        check_own_code(Path(local), uri)
+        try:
+            model = mlflow.pyfunc.load_model(local)  # every artifact is read into memory here
+        except Exception as error:  # a broken model file, missing packages, ...
+            raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
+                                f"({type(error).__name__}: {_one_line(error, 150)})") from None
 
     def predict(texts: Sequence[str]) -> np.ndarray:
-        out = model.predict(pd.DataFrame({INPUT_COLUMN: list(texts)}))
-        if isinstance(out, pd.DataFrame):
-            return out[OUTPUT_COLUMN].to_numpy(np.float64)
-        out = np.asarray(out, dtype=np.float64)  # scikit-learn's predict_proba: (n, 2)
-        return out[:, 1] if out.ndim == 2 else out
+        try:
+            out = model.predict(pd.DataFrame({INPUT_COLUMN: list(texts)}))
+        except RefusedInput as error:
+            raise PipelineError(error.message) from None
+        return out[OUTPUT_COLUMN].to_numpy(np.float64)
 
     return predict
