@@ -81,6 +81,20 @@ def test_predict_names_the_argument_that_is_not_utf8(tmp_path):
     assert "review argument 2: not valid UTF-8 (byte 0xe9 at offset 3)" in line
 
 
+@pytest.mark.parametrize("text", ["", "   \t ", "<br /><br />", "<BR/>  <br>"])
+def test_predict_refuses_a_review_without_words_before_loading_the_model(tmp_path, text):
+    """A network answers "" with a confident probability (the LSTM said 1.0000): refused with
+    the argument named, before the model is read (this folder's model.keras is not one)."""
+    line = _one_line_error(_predict(str(_model_folder(tmp_path)), "a fine film", text))
+    assert line == ("error: review argument 2 has no words (empty, whitespace or markup only)")
+
+
+def test_predict_skips_blank_stdin_lines_and_names_a_markup_only_one(tmp_path):
+    line = _one_line_error(_predict(str(_model_folder(tmp_path)),
+                                    stdin=b"a fine film\n\n  \n<br />\n"))
+    assert line == "error: standard input line 4 has no words (empty, whitespace or markup only)"
+
+
 @pytest.mark.parametrize(("damage", "culprit"), [
     (lambda f: (f / "model.keras").write_bytes(b"PK\x03\x04 truncated"), "model.keras"),
     (lambda f: (f / "preprocessing.json").write_text("{not json"), "preprocessing.json"),

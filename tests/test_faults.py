@@ -252,3 +252,61 @@ def test_sigkill_anywhere_then_dvc_repro_leaves_nothing_behind(tmp_path):
 
 def _recovered(output: str) -> list[str]:
     return [line.strip() for line in output.splitlines() if line.startswith("recovered:")]
+
+
+# --- a full disk: one line naming the output, nothing partial ----------------------------------
+
+def test_a_full_disk_inside_an_atomic_output_names_the_output(tmp_path):
+    """ENOSPC from the kernel (/dev/full) while an output is written: one line that names the
+    output, and neither the output nor its temporary exists."""
+    from imdb_rnn.errors import PipelineError
+    from imdb_rnn.io import atomic_path
+
+    target = tmp_path / "models" / "lstm" / "model.keras"
+    with pytest.raises(PipelineError) as raised:
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half a model")
+            with open("/dev/full", "wb") as full:
+                full.write(b"x" * 4096)
+                full.flush()
+    assert str(raised.value) == f"no space left on device writing {target}"
+    assert list(target.parent.iterdir()) == []
+
+
+FULL_DISK_STAGE = """
+import shutil, sys
+from imdb_rnn.cli import stage_main
+from imdb_rnn.io import atomic_path
+
+def main():
+    with atomic_path(sys.argv[1], directory=True) as tmp:
+        with open("/dev/zero", "rb") as zeros, open(tmp / "model.keras", "wb") as out:
+            shutil.copyfileobj(zeros, out, 1 << 16)  # until the disk is full
+
+stage_main(main, stage=False)
+"""
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs mounted at ``tmp_path``/disk (root only; skipped elsewhere)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_file_system_stops_a_stage_with_one_line_and_nothing_partial(tiny_disk):
+    """A stage that fills a real file system (a tiny tmpfs) while writing its output folder."""
+    import sys
+
+    target = tiny_disk / "models" / "lstm"
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_STAGE, str(target)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"error: no space left on device writing {target}"]
+    assert list((tiny_disk / "models").iterdir()) == []  # no output, no temporary

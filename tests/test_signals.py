@@ -124,11 +124,15 @@ def _workers(stage: psutil.Process) -> list[psutil.Process]:
         return []
 
 
-def _ready(kind: str, workdir: Path, log: Path, stage: psutil.Process) -> bool:
-    """In the middle of the work: a training's MLflow run is RUNNING; a study has finished a
-    trial and its worker process is training another."""
+def _runs(workdir: Path) -> int:
+    return _sql(workdir / "mlflow.db", "SELECT count(*) FROM runs")
+
+
+def _ready(kind: str, workdir: Path, log: Path, stage: psutil.Process, runs: int) -> bool:
+    """In the middle of the work: a training has started its MLflow run (the store has more
+    runs than before); a study has finished a trial and its worker process trains another."""
     if kind == "train":
-        return _sql(workdir / "mlflow.db", "SELECT count(*) FROM runs WHERE status = 'RUNNING'") > 0
+        return _runs(workdir) > runs
     return (bool(re.search(r": trial \d+ (val_accuracy|pruned)", log.read_text(errors="replace")))
             and bool(_workers(stage)))
 
@@ -144,6 +148,7 @@ def test_a_signal_to_dvc_repro_stops_the_stage_and_its_workers(project, kind, na
     target = f"train@long_{name}" if kind == "train" else f"tune@cnn_{name}"
     env = {k: v for k, v in tool_env().items() if k != "SHELL"}  # DVC runs /bin/sh -c, as on CI
     log = tmp_path / "dvc.log"
+    runs = _runs(workdir)
     with open(log, "w") as out:
         # a session of its own: the process group a terminal's Ctrl-C goes to
         dvc = subprocess.Popen(["dvc", "repro", target], cwd=workdir, env=env, stdout=out,
@@ -154,7 +159,7 @@ def test_a_signal_to_dvc_repro_stops_the_stage_and_its_workers(project, kind, na
         stage, tree = None, []
         while time.monotonic() < deadline and dvc.poll() is None:
             stage, tree = _stage_tree(parent, kind)
-            if stage is not None and _ready(kind, workdir, log, stage):
+            if stage is not None and _ready(kind, workdir, log, stage, runs):
                 break
             time.sleep(0.05)
         assert stage is not None and dvc.poll() is None, log.read_text()[-3000:]

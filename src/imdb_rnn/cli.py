@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 # What TensorFlow's native code logs while it loads, before TF_CPP_MIN_LOG_LEVEL applies
 # (TensorFlow 2.21 on CPUs where oneDNN is on: "I0000 ... port.cc:153] oneDNN custom operations
@@ -106,18 +107,50 @@ def say_error(message: str) -> None:
         pass
 
 
-def _ignore(signum: int, frame: object) -> None:
-    """A second SIGTERM or Ctrl-C while the process is already stopping: the clean-up goes on,
-    bounded by the watchdog (a second exception there could leave a run RUNNING)."""
+_main_started = threading.Event()  # stage_main (or a worker's job) runs: stop by unwinding
+_stopping: list[int] = []  # the signal being raised in the main thread, once raised
 
 
 def _stop(signum: int, frame: object) -> None:
-    signal.signal(signal.SIGTERM, _ignore)
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, _ignore)
+    """SIGTERM or Ctrl-C. Before the stage's main starts (its imports take seconds) there is
+    nothing to clean up: one line and exit. After: raise where the main thread is (Stopped, or
+    KeyboardInterrupt), once; a second signal while that unwinds is ignored (a second exception
+    in the clean-up could leave a run RUNNING), the watchdog bounding the time."""
+    name = signal.Signals(signum).name
+    reason = _reason[0] if _reason else (
+        "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"terminated ({name})")
+    if not _main_started.is_set():
+        if multiprocessing_parent() is None:
+            say_error(reason)
+        os._exit(128 + signum)
+    if _stopping:
+        return
+    _stopping.append(signum)
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
-    raise Stopped(signum, _reason[0] if _reason else f"terminated ({signal.Signals(signum).name})")
+    raise Stopped(signum, reason)
+
+
+def multiprocessing_parent() -> object | None:
+    """The process that started this one with multiprocessing (a worker), else None."""
+    import multiprocessing
+
+    return multiprocessing.parent_process()
+
+
+def _unraisable(info: Any) -> None:
+    """An exception that Python could not raise (from a finalizer or a weakref callback: the
+    signal arrived while one ran, and Python printed "Exception ignored in" and went on): the
+    signal is sent again a moment later."""
+    if isinstance(info.exc_value, Stopped | KeyboardInterrupt) and _stopping:
+        # A real signal a moment later, from another thread: raising it from here would be
+        # swallowed the same way.
+        threading.Timer(0.05, os.kill, (os.getpid(), _stopping.pop())).start()
+        return
+    _default_unraisable(info)
+
+
+_default_unraisable = sys.unraisablehook
 
 
 _exit_on_sigterm = _stop  # the handler's earlier name
@@ -172,16 +205,19 @@ def stop_with_launcher(*, ignore_sigint: bool = False, parent: int | None = None
     """
     from imdb_rnn.process import command_of, die_with_parent, launchers, watch_launcher
 
-    if _installed.is_set():
-        return
-    _installed.set()
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         # blocked while the worker was started (compute): a Ctrl-C meanwhile is dropped now
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-    elif signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    if parent is not None:
+        _main_started.set()  # a worker runs its job right away: stop it by unwinding
+    if _installed.is_set():
+        return
+    _installed.set()
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    sys.unraisablehook = _unraisable
     _watchdog(seconds, quiet=ignore_sigint)
     for pid in launchers():
         _launcher_names[pid] = command_of(pid)
@@ -201,6 +237,7 @@ def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
 
     if threading.current_thread() is threading.main_thread():
         stop_with_launcher()
+        _main_started.set()
     try:
         root = os.environ.get("DVC_ROOT") or ("." if os.path.isfile("dvc.yaml") else None)
         if stage and root:
@@ -230,3 +267,20 @@ def describe(result: dict) -> str:
     """One line of a result for the terminal."""
     return json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
                        for k, v in result.items() if not isinstance(v, dict)})
+
+
+def _is_entry_point() -> bool:
+    """Whether this process runs a stage script (``stages/NAME.py``) or a command of this
+    package, itself (not as a worker that multiprocessing started, which re-imports it)."""
+    if multiprocessing_parent() is not None or threading.current_thread() is not \
+            threading.main_thread():
+        return False
+    script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    parent = os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0]))) if script else ""
+    return parent == "stages" or script in ("imdb-predict", "imdb-reproduce")
+
+
+# A stage's imports (TensorFlow, Keras, MLflow) take seconds: a Ctrl-C or the end of its
+# `dvc repro` then stops it with one line too, not a KeyboardInterrupt traceback from an import.
+if _is_entry_point():
+    stop_with_launcher()

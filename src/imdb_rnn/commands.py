@@ -18,11 +18,13 @@ MODEL_URI_SCHEMES = ("models:/", "runs:/")
 PREDICT_HELP = """Positive-class probability of raw review text for any trained model.
 
     imdb-predict models/lstm "A wonderful, moving film." "Two hours I will never get back."
-    cat reviews.txt | imdb-predict models/cnn        # one review per line
+    cat reviews.txt | imdb-predict models/cnn        # one review per line (blank lines skipped)
     imdb-predict models:/imdb-sentiment@champion "A wonderful, moving film."
     imdb-predict runs:/RUN_ID/model "Two hours I will never get back."
 
 MLflow URIs resolve in MLFLOW_TRACKING_URI (default: the project's sqlite:///mlflow.db).
+A review with no words (empty, whitespace or markup such as <br /> only) is refused: a network
+answers it with a confident probability all the same.
 """
 
 
@@ -41,9 +43,13 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability from which a review is called positive (default 0.5)")
     args = parser.parse_args(argv)
-    texts = (_checked_arguments(args.texts) if args.texts
-             else [t for t in _stdin_lines(sys.stdin.buffer) if t.strip()] if sys.stdin
-             else [])
+    if args.texts:
+        texts = _checked_reviews(_checked_arguments(args.texts), "review argument {}")
+    else:
+        numbered = [(n, t) for n, t in enumerate(_stdin_lines(sys.stdin.buffer) if sys.stdin
+                                                  else [], start=1) if t.strip()]
+        texts = _checked_reviews([t for _, t in numbered], "standard input line {}",
+                                 [n for n, _ in numbered])
     if not texts:
         raise PipelineError("no review text given (pass it as arguments or on stdin)")
     if args.model.startswith(MODEL_URI_SCHEMES):
@@ -89,6 +95,21 @@ def _checked_arguments(texts: Sequence[str]) -> list[str]:
         except UnicodeDecodeError as error:
             raise PipelineError(_invalid_utf8(f"review argument {number}", raw, error)) from None
     return list(texts)
+
+
+def _checked_reviews(texts: list[str], where: str, numbers: list[int] | None = None
+                     ) -> list[str]:
+    """``texts`` when each is a review (the served model's rule:
+    :func:`imdb_rnn.data.text.review_problem`), else a one-line error naming the first that is
+    not, by ``where`` (a format of its 1-based number)."""
+    from imdb_rnn.data.text import review_problem
+
+    for index, text in enumerate(texts):
+        problem = review_problem(text)
+        if problem:
+            number = numbers[index] if numbers is not None else index + 1
+            raise PipelineError(f"{where.format(number)} {problem}")
+    return texts
 
 
 def _shown(text: str, width: int = 70) -> str:
