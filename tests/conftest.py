@@ -87,12 +87,18 @@ def postgres():
 
 @pytest.fixture(scope="session")
 def tracking_server(postgres, tmp_path_factory):
+    """``mlflow server`` as the README runs it: MLflow's basic-auth app, on 127.0.0.1 only,
+    ``--allowed-hosts`` its own address, an admin password generated for the session (never
+    written anywhere). Its users get the credentials through the environment
+    (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, read by MLflow's client here and
+    inherited by every subprocess a test starts), for as long as the server runs."""
     from servers import TrackingServer
 
     root = tmp_path_factory.mktemp("tracking-server")
     server = TrackingServer(postgres.url("mlflow"), root / "artifacts", root / "server.log")
     server.start()
     try:
-        yield server
+        with server.authenticated():
+            yield server
     finally:
         server.stop()

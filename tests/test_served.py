@@ -24,11 +24,11 @@ from test_evaluate import trained  # noqa: F401  (the fixture)
 
 from imdb_rnn.data.text import standardize
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.evaluation.reference import fit_tfidf_logreg, save_tfidf_logreg
+from imdb_rnn.evaluation.reference import fit_tfidf_logreg, tfidf_logreg_weights
 from imdb_rnn.modeling.predict import Predictor
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
-from imdb_rnn.tracking.served import RefusedInput, TfidfReference
+from imdb_rnn.tracking.served import RefusedInput, TfidfReference, save_reference
 
 GOOD = ["A wonderful, moving film.", "Dull and far too long."]
 # What is not a review, with the reason the served model gives (row 0 each time).
@@ -53,7 +53,8 @@ def test_the_reference_scores_from_plain_data_as_scikit_learn_does(tmp_path):
     rp = ReferenceParams.model_validate({"C": 4.0, "ngram_max": 2, "min_df": 1,
                                          "max_features": None, "seed": 0})
     pipeline = fit_tfidf_logreg(texts, labels, rp)
-    save_tfidf_logreg(pipeline, tmp_path / "reference", lowercase=True, punctuation="split")
+    save_reference(tmp_path / "reference",
+                   **tfidf_logreg_weights(pipeline, lowercase=True, punctuation="split"))
     assert sorted(p.name for p in (tmp_path / "reference").iterdir()) == [
         "settings.json", "weights.npz"]
     reference = TfidfReference(tmp_path / "reference")  # np.load without pickle
@@ -147,7 +148,7 @@ def test_the_served_champion_answers_reviews_and_refuses_the_rest_with_one_line(
     run = json.loads((model_dir / "run.json").read_text())
     experiment = tracking.connect(params.mlflow)
     models.register_champion(experiment, "imdb-sentiment", "champion",
-                             model_id=run["model_id"], run_id=run["run_id"], tags={},
+                             model_id=run["model_id"], tags={},
                              description="tiny")
     port = free_port()
     env = {**os.environ, "MLFLOW_TRACKING_URI": params.mlflow.tracking_uri}

@@ -153,6 +153,106 @@ def test_a_killed_workers_trial_is_failed_by_the_heartbeat_and_retried(tmp_path,
 
 # --- the pipeline on an MLflow tracking server --------------------------------------------------
 
+def _request(server, method: str, path: str, body: dict | None = None, *,
+             credentials: tuple[str, str] | None = None, host: str | None = None) -> int:
+    """The status of one plain HTTP request to the tracking server's REST API."""
+    import base64
+    import urllib.error
+    import urllib.request
+
+    headers = {"Content-Type": "application/json"}
+    if credentials is not None:
+        token = base64.b64encode(":".join(credentials).encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    if host is not None:
+        headers["Host"] = host  # urllib sends this one instead of its own
+    request = urllib.request.Request(f"{server.uri}{path}", method=method, headers=headers,
+                                     data=None if body is None else json.dumps(body).encode())
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_the_tracking_server_answers_only_authenticated_requests_to_its_own_address(
+        tracking_server):
+    """What the issue found open: a client with no credentials created an experiment and the
+    registered model, and ``Host: localhost`` passed the host check from another address."""
+    import psutil
+
+    admin = (tracking_server.username, tracking_server.password)
+    search = "/api/2.0/mlflow/experiments/search?max_results=1"
+    create = "/api/2.0/mlflow/experiments/create"
+    register = "/api/2.0/mlflow/registered-models/create"
+    spoofed = ("localhost", f"localhost:{tracking_server.port}", "mlflow.example.org",
+               f"10.0.0.1:{tracking_server.port}")
+    statuses = {
+        "read, no credentials": _request(tracking_server, "GET", search),
+        "create experiment, no credentials": _request(tracking_server, "POST", create,
+                                                      {"name": "intruder"}),
+        "register model, no credentials": _request(tracking_server, "POST", register,
+                                                   {"name": "imdb-sentiment-intruder"}),
+        "read, wrong password": _request(tracking_server, "GET", search,
+                                         credentials=(admin[0], "not-the-password")),
+        **{f"read, admin, Host: {host}": _request(tracking_server, "GET", search,
+                                                 credentials=admin, host=host)
+           for host in spoofed},
+        "create experiment, no credentials, Host: localhost": _request(
+            tracking_server, "POST", create, {"name": "intruder"}, host="localhost"),
+        "read, admin": _request(tracking_server, "GET", search, credentials=admin),
+        "health, no credentials": _request(tracking_server, "GET", "/health"),
+    }
+    print("\n".join(f"{what}: {status}" for what, status in statuses.items()))
+    assert statuses["read, no credentials"] == 401
+    assert statuses["create experiment, no credentials"] == 401
+    assert statuses["register model, no credentials"] == 401
+    assert statuses["read, wrong password"] == 401
+    for host in spoofed:
+        assert statuses[f"read, admin, Host: {host}"] == 403, host
+    assert statuses["create experiment, no credentials, Host: localhost"] == 403
+    assert statuses["read, admin"] == 200 and statuses["health, no credentials"] == 200
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_server.uri)  # the session's credentials, from the environment
+    assert client.get_experiment_by_name("intruder") is None
+    assert not client.search_registered_models("name = 'imdb-sentiment-intruder'")
+    # It listens on the loopback address only.
+    server = psutil.Process(tracking_server.process.pid)
+    listening = {c.laddr.ip for p in (server, *server.children(recursive=True))
+                 for c in p.net_connections("tcp") if c.status == psutil.CONN_LISTEN
+                 and c.laddr.port == tracking_server.port}
+    assert listening == {"127.0.0.1"}, listening
+    # The admin password is in no file of the server's (its config, log, user store).
+    secret = tracking_server.password.encode()
+    assert not [f for f in tracking_server.log.parent.rglob("*")
+                if f.is_file() and secret in f.read_bytes()]
+
+
+def test_the_tracking_server_takes_the_pipelines_credentials_from_the_environment(
+        tracking_server, monkeypatch):
+    """MLflow's client (and so every stage) authenticates with MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD; without them a stage stops at its start with one line."""
+    from imdb_rnn.config.params import MlflowParams
+    from imdb_rnn.errors import PipelineError
+    from imdb_rnn.tracking import runs as tracking
+
+    params = MlflowParams(tracking_uri=tracking_server.uri, experiment="imdb-auth-check")
+    experiment = tracking.connect(params)
+    with experiment.run("authenticated") as run:
+        run.log_metrics({"accuracy": 0.5})
+    assert experiment.client.get_run(run.id).info.status == "FINISHED"
+    experiment.client.create_registered_model("imdb-auth-check")  # a registry write
+    assert experiment.client.get_registered_model("imdb-auth-check").name == "imdb-auth-check"
+    monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD")
+    monkeypatch.delenv("MLFLOW_TRACKING_USERNAME")
+    with pytest.raises(PipelineError, match=r"is unreachable: .*401") as error:
+        tracking.connect(params)
+    message = str(error.value)
+    assert "\n" not in message and tracking_server.password not in message, message
+
+
+
 @pytest.fixture(scope="module")
 def served_dag(tracking_server, postgres, tmp_path_factory):
     """The whole DAG of a tiny project (test_faults.tiny_project: one model, one study, one

@@ -43,12 +43,17 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def serve(store_uri: str, *, timeout: float = 90.0) -> Iterator[str]:
-    """Run ``mlflow server`` on ``store_uri`` at a free localhost port; yield its base URL."""
+    """Run ``mlflow server`` on ``store_uri`` at a free localhost port; yield its base URL.
+
+    A private server for the browser here: bound to 127.0.0.1 and answering only requests
+    addressed to it (``--allowed-hosts``), for as long as the pages render; it needs no
+    credentials (a tracking server shared by a team runs MLflow's basic-auth app: README)."""
     port = _free_port()
     log = tempfile.TemporaryFile()
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", store_uri,
-         "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+         "--host", "127.0.0.1", "--port", str(port), "--allowed-hosts", f"127.0.0.1:{port}",
+         "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -160,7 +160,8 @@ def main() -> None:
                                 postgres.root / "mlflow.log")
         server.start()
         try:
-            results["tracking"] = run_tracking(server, args.loggers, args.steps)
+            with server.authenticated():  # the loggers inherit the credentials
+                results["tracking"] = run_tracking(server, args.loggers, args.steps)
         finally:
             server.stop()
     finally:

@@ -2,16 +2,18 @@
 own in a scratch folder, and ``mlflow server`` on it with proxied artifacts.
 
 Nothing here is a stand-in: the PostgreSQL server is Debian's (package ``postgresql``; its
-programs live under /usr/lib/postgresql/VERSION/bin), the tracking server is MLflow's own. Both
-listen on 127.0.0.1 only and are stopped and removed by their owner.
+programs live under /usr/lib/postgresql/VERSION/bin), the tracking server is MLflow's own, with its
+basic-auth app. Both listen on 127.0.0.1 only and are stopped and removed by their owner.
 
-    python tools/servers.py          # start both, print the URLs, stop them on Ctrl-C
+    MLFLOW_TRACKING_PASSWORD=... python tools/servers.py   # start both, print the URLs,
+                                                           # stop them on Ctrl-C
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -104,13 +106,60 @@ class Postgres:
 
 class TrackingServer:
     """``mlflow server`` with a PostgreSQL backend store and proxied artifacts (a local folder
-    standing in for object storage); clients talk to it over HTTP only."""
+    standing in for object storage); clients talk to it over HTTP only.
 
-    def __init__(self, backend: str, artifacts: Path, log: Path, workers: int = 2) -> None:
+    As a team would run it: MLflow's ``basic-auth`` app (users in ``auth_db``, default: a SQLite
+    file next to the log), an admin password generated here and handed to the server through
+    its environment only (MLFLOW_AUTH_ADMIN_PASSWORD; the auth config file holds none), and
+    ``--allowed-hosts`` naming the one address it serves, so a request with any other Host
+    header is refused. Clients authenticate with :attr:`credentials` (MLflow's client reads
+    MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD); :meth:`authenticated` sets them in
+    this process's environment, which its subprocesses inherit.
+    """
+
+    username = "admin"
+
+    def __init__(self, backend: str, artifacts: Path, log: Path, workers: int = 2,
+                 auth_db: str | None = None, password: str | None = None) -> None:
         self.backend, self.artifacts, self.log, self.workers = backend, artifacts, log, workers
         self.port = free_port()
-        self.uri = f"http://127.0.0.1:{self.port}"
+        self.host = f"127.0.0.1:{self.port}"
+        self.uri = f"http://{self.host}"
+        self.auth_db = auth_db or f"sqlite:///{Path(log).parent / 'basic_auth.db'}"
+        # Generated (or the caller's), in memory only: never in a file, a log or a command line.
+        self.password = password or secrets.token_urlsafe(24)
+        # What the auth app signs its CSRF tokens with, the same in every worker.
+        self._secret_key = secrets.token_hex(32)
         self.process: subprocess.Popen | None = None
+
+    @property
+    def credentials(self) -> dict[str, str]:
+        """The environment variables MLflow's client authenticates with."""
+        return {"MLFLOW_TRACKING_USERNAME": self.username,
+                "MLFLOW_TRACKING_PASSWORD": self.password}
+
+    @contextlib.contextmanager
+    def authenticated(self) -> Iterator[None]:
+        """:attr:`credentials` in this process's environment for the block, then restored."""
+        saved = {key: os.environ.get(key) for key in self.credentials}
+        os.environ.update(self.credentials)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+    def _auth_config(self) -> Path:
+        """The basic-auth app's config (MLFLOW_AUTH_CONFIG_PATH); it holds no password."""
+        path = Path(self.log).parent / "basic_auth.ini"
+        path.write_text("[mlflow]\ndefault_permission = READ\n"
+                        f"database_uri = {self.auth_db}\nadmin_username = {self.username}\n"
+                        "authorization_function = "
+                        "mlflow.server.auth:authenticate_request_basic_auth\n")
+        return path
 
     def start(self, timeout: float = 120) -> None:
         mlflow = Path(sys.executable).parent / "mlflow"
@@ -118,18 +167,23 @@ class TrackingServer:
         # MLflow 3's job runner (GenAI jobs: judges, trace roll-ups) is not used here; its eight
         # processes (seven Huey consumers) poll the store and ignore SIGTERM.
         env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+        env["MLFLOW_AUTH_CONFIG_PATH"] = str(self._auth_config())
+        env["MLFLOW_AUTH_ADMIN_PASSWORD"] = self.password  # creates the admin on first start
+        env["MLFLOW_FLASK_SERVER_SECRET_KEY"] = self._secret_key
         with open(self.log, "a") as log:
             self.process = subprocess.Popen(
-                [str(mlflow), "server", "--backend-store-uri", self.backend,
+                [str(mlflow), "server", "--app-name", "basic-auth",
+                 "--backend-store-uri", self.backend,
                  "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1",
-                 "--port", str(self.port), "--workers", str(self.workers)],
+                 "--port", str(self.port), "--allowed-hosts", self.host,
+                 "--workers", str(self.workers)],
                 stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 self.stop()  # what it started may still run in its process group
                 raise RuntimeError(f"mlflow server exited: {self.log.read_text()[-2000:]}")
-            try:
+            try:  # /health answers without credentials
                 with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as answer:
                     if answer.status == 200:
                         return
@@ -169,17 +223,19 @@ def _group_alive(group: int) -> bool:
 
 
 @contextlib.contextmanager
-def scratch_servers() -> Iterator[tuple[Postgres, TrackingServer]]:
+def scratch_servers(password: str | None = None
+                    ) -> Iterator[tuple[Postgres, TrackingServer]]:
     """A scratch PostgreSQL server and a tracking server on it (its database ``mlflow``,
-    artifacts and log in the PostgreSQL server's folder), started; both stopped and removed
-    afterwards."""
+    artifacts and log in the PostgreSQL server's folder), started, with its credentials in this
+    process's environment meanwhile; both stopped and removed afterwards."""
     postgres = Postgres.scratch()
     try:
         server = TrackingServer(postgres.url("mlflow"), postgres.root / "artifacts",
-                                postgres.root / "mlflow.log")
+                                postgres.root / "mlflow.log", password=password)
         try:
             server.start()
-            yield postgres, server
+            with server.authenticated():
+                yield postgres, server
         finally:
             server.stop()
     finally:
@@ -191,10 +247,15 @@ def main() -> None:
     # a blocked signal mask with sigwait: the servers would inherit the mask and ignore SIGTERM.)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started ignoring it
+    password = os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if not password:  # the admin password is the caller's: this tool prints none
+        sys.exit("error: set MLFLOW_TRACKING_PASSWORD first (the tracking server's admin "
+                 "password; user admin)")
     try:
-        with scratch_servers() as (postgres, server):
+        with scratch_servers(password) as (postgres, server):
             print(f"export IMDB_TUNE_STORAGE={postgres.url('optuna')}")
             print(f"export MLFLOW_TRACKING_URI={server.uri}")
+            print(f"export MLFLOW_TRACKING_USERNAME={server.username}")
             print("(Ctrl-C stops both servers and removes their data)", flush=True)
             while True:
                 time.sleep(3600)

@@ -22,22 +22,19 @@ from imdb_rnn.config.params import Params, ReferenceParams
 REFERENCE_MODELS = ("tfidf_logreg", "majority")
 
 
-def save_tfidf_logreg(pipeline: Any, folder: Path, *, lowercase: bool,
-                      punctuation: str) -> None:
-    """The fitted TF-IDF + logistic regression ``pipeline`` as plain data in ``folder`` (its
-    vocabulary, idf, coefficients and the standardisation it was fitted after; no pickle):
-    what its logged model scores raw review text with (imdb_rnn.tracking.served)."""
-    from imdb_rnn.tracking.served import save_reference
-
+def tfidf_logreg_weights(pipeline: Any, *, lowercase: bool, punctuation: str) -> dict:
+    """The fitted TF-IDF + logistic regression ``pipeline`` as plain data: its terms in column
+    order, their idf, the coefficients and intercept, and the text settings it was fitted with
+    (what its logged model scores raw text with: imdb_rnn.tracking.served.save_reference)."""
     vectorizer, logreg = pipeline.steps[0][1], pipeline.steps[-1][1]
     if vectorizer.norm != "l2" or list(logreg.classes_) != [0, 1]:
         raise ValueError("the reference export expects L2-normed TF-IDF and labels 0/1")
-    terms = sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get)
-    save_reference(folder, terms=terms, idf=vectorizer.idf_, coef=logreg.coef_[0],
-                   intercept=float(logreg.intercept_[0]),
-                   settings={"lowercase": lowercase, "punctuation": punctuation,
-                             "ngram_max": vectorizer.ngram_range[1],
-                             "sublinear_tf": bool(vectorizer.sublinear_tf)})
+    return {"terms": sorted(vectorizer.vocabulary_, key=vectorizer.vocabulary_.get),
+            "idf": vectorizer.idf_, "coef": logreg.coef_[0],
+            "intercept": float(logreg.intercept_[0]),
+            "settings": {"lowercase": lowercase, "punctuation": punctuation,
+                         "ngram_max": vectorizer.ngram_range[1],
+                         "sublinear_tf": bool(vectorizer.sublinear_tf)}}
 
 
 def fit_tfidf_logreg(texts: pd.Series, labels: pd.Series, rp: ReferenceParams):

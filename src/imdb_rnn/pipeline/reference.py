@@ -7,11 +7,12 @@ from pathlib import Path
 
 from imdb_rnn.config import Params
 from imdb_rnn.evaluation import EvaluationPaths, tracked_metrics, write_evaluation
-from imdb_rnn.evaluation.reference import (REFERENCE_MODELS, save_tfidf_logreg,
-                                            score_references)
+from imdb_rnn.evaluation.reference import (REFERENCE_MODELS, score_references,
+                                            tfidf_logreg_weights)
 from imdb_rnn.layout import PREDICTIONS, ROC, TEST_METRICS
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
+from imdb_rnn.tracking.served import save_reference
 
 
 def reference_paths(out_dir: Path, predictions_dir: Path) -> dict[str, EvaluationPaths]:
@@ -39,9 +40,9 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
             if model.estimator is not None:
                 with tempfile.TemporaryDirectory() as staging:
                     folder = Path(staging) / "reference"
-                    save_tfidf_logreg(model.estimator, folder,
-                                      lowercase=params.preprocess.lowercase,
-                                      punctuation=params.preprocess.punctuation)
+                    save_reference(folder, **tfidf_logreg_weights(
+                        model.estimator, lowercase=params.preprocess.lowercase,
+                        punctuation=params.preprocess.punctuation))
                     model_id = models.log_reference(experiment, run, folder,
                                                     tags={"model": name, "family": name})
             run.log_metrics(tracked_metrics(model.result), dataset=test_data,

@@ -77,7 +77,7 @@ def register(params: Params, reports: Reports, models_dir: Path, leaderboard_csv
     low, high = champion["test_interval"]
     seeds = len(champion["seeds"])
     version, created = models.register_champion(
-        experiment, name, alias, model_id=champion["model_id"], run_id=champion["run_id"],
+        experiment, name, alias, model_id=champion["model_id"],
         tags={"model": champion["model"], "family": champion["family"],
               "chosen_by": CHOSEN_BY,
               "val_accuracy_mean": f"{champion['val_accuracy_mean']:.5f}",

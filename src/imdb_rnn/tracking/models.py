@@ -170,10 +170,11 @@ def log_splits(run: Run, data_dir: Path, splits: Sequence[str]) -> dict[str, Met
 # --- registry --------------------------------------------------------------------------------
 
 def register_champion(experiment: Experiment, registered_model: str, alias: str, *,
-                      model_id: str, run_id: str, tags: Mapping[str, str],
+                      model_id: str, tags: Mapping[str, str],
                       description: str) -> tuple[str, bool]:
     """Make logged model ``model_id`` a version of ``registered_model`` (reusing the version
-    that already holds it) and move ``alias`` to it; returns (version, created)."""
+    that already holds it; a new one takes its run from the logged model) and move ``alias``
+    to it; returns (version, created)."""
     client = experiment.client
     source = f"models:/{model_id}"
     try:
