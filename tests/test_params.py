@@ -97,7 +97,7 @@ def _models(raw: dict, profile: str | None = None) -> dict:
     (lambda r: r["preprocess"].update(punctuation="strp"),
      "preprocess.punctuation: Input should be 'keep', 'strip' or 'split' (got 'strp') "
      "(did you mean 'strip'?)"),
-    (lambda r: r["tune"]["studies"]["lstm"].update(sampler="tpee"),
+    (lambda r: next(iter(r["tune"]["studies"].values())).update(sampler="tpee"),
      "(did you mean 'tpe'?)"),
     (lambda r: r["tune"]["space"]["lstm"]["units"].update(lo=1),
      "tune.space.lstm.units.lo: unknown key (did you mean 'low'?)"),
@@ -123,3 +123,58 @@ def test_params_errors_fit_one_short_line_name_the_key_as_written_and_suggest(ra
 def test_a_profile_that_is_not_a_name_is_one_line(raw, profile):
     with pytest.raises(PipelineError, match=r"params.yaml: profile: expected a profile name"):
         parse_params(raw | {"profile": profile})
+
+
+# --- bounded sizes, finite floats, a training step that fits ------------------------------------
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda r: r["train"]["models"]["lstm"].update(learning_rate=float("inf")),
+     "params.yaml: train.models.lstm.learning_rate: Input should be a finite number (got inf)"),
+    (lambda r: r["train"]["models"]["lstm"].update(dropout=float("nan")),
+     "params.yaml: train.models.lstm.dropout: Input should be a finite number (got nan)"),
+    (lambda r: r["tune"]["space"]["gru"]["learning_rate"].update(high=float("inf")),
+     "params.yaml: tune.space.gru.learning_rate.high: Input should be a finite number (got inf)"),
+    (lambda r: r["train"]["models"]["lstm"].update(maxlen=100000),
+     "params.yaml: train.models.lstm.maxlen: Input should be less than or equal to 3000 "
+     "(got 100000)"),
+    (lambda r: r["tune"]["space"]["gru"]["maxlen"].update(high=100000),
+     "params.yaml: tune.space.gru.maxlen.high: Input should be less than or equal to 3000 "
+     "(got 100000)"),
+    (lambda r: r["tune"]["space"]["gru"]["batch_size"].update(choices=[128, 10**6]),
+     "params.yaml: tune.space.gru.batch_size.choices[1]: Input should be less than or equal to "
+     "4096 (got 1000000)"),
+    (lambda r: r["vectorize"].update(max_features=10**8),
+     "params.yaml: vectorize.max_features: Input should be less than or equal to 500000 "
+     "(got 100000000)"),
+    (lambda r: r["tune"].update(n_trials=10**6),
+     "params.yaml: tune.n_trials: Input should be less than or equal to 10000 (got 1000000)"),
+])
+def test_sizes_are_bounded_and_floats_finite_naming_the_key(raw, edit, message):
+    edit(raw)
+    with pytest.raises(PipelineError) as error:
+        parse_params(raw)
+    assert str(error.value) == message
+
+
+def test_a_training_step_over_the_memory_limit_is_refused_before_it_runs(raw):
+    raw["train"]["models"]["lstm"].update(batch_size=4096, maxlen=3000)  # each within bounds
+    with pytest.raises(PipelineError, match=r"^params.yaml: train.models.lstm: needs about "
+                       r"\d+\.\d GB a training step \(batch_size 4096 x maxlen 3000 x "):
+        parse_params(raw)
+
+
+def test_the_largest_trial_of_a_search_space_must_fit_too(raw):
+    raw["tune"]["space"]["gru"].update(maxlen={"low": 100, "high": 3000, "step": 50},
+                                       units={"low": 16, "high": 2048, "log": True})
+    with pytest.raises(PipelineError, match=r"^params.yaml: tune.space.gru: its largest trial "
+                       r"\(batch_size \d+, maxlen 3000, .*units 2048\) needs about"):
+        parse_params(raw)
+
+
+def test_the_project_models_fit_at_the_largest_maxlen():
+    """Each model section of params.yaml, at the largest maxlen allowed, fits the limit (the
+    LSTM's estimate, 4.0 GB, against 4.2 GiB RSS measured for one epoch on the full data)."""
+    from imdb_rnn.config.params import MAX_MAXLEN, MEMORY_LIMIT
+
+    for name, section in load_params(ROOT / "params.yaml").train.models.items():
+        assert section.model_copy(update={"maxlen": MAX_MAXLEN}).step_memory() < MEMORY_LIMIT, name
