@@ -88,6 +88,8 @@ def test_a_logged_network_is_its_own_code_and_weights_and_nothing_else_loads(  #
     (local / "network.py").write_text("import os\nos.system('touch pwned')\n")
     with pytest.raises(PipelineError, match=r"its code file network.py is not imdb_rnn's own"):
         models.load_text_model(str(local), uri)
+    with pytest.raises(PipelineError, match=r"its code file network.py is not imdb_rnn's own"):
+        models.download_checked_model(str(local), uri, tmp_path / "checked")
     assert not Path("pwned").exists()
     # A model of the old kind, its python_model pickled: refused as well.
     from imdb_rnn.tracking.served import ReviewSentiment

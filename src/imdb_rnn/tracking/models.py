@@ -235,6 +235,25 @@ def check_own_code(model_dir: Path, uri: str) -> None:
                             "since loading it would run it")
 
 
+def download_checked_model(uri: str, tracking_uri: str, dst: str | Path) -> Path:
+    """Download the logged model ``uri`` (resolved in ``tracking_uri``) into the folder ``dst``
+    and check that loading it runs only this package's code (:func:`check_own_code`); returns
+    the local model folder, for ``mlflow.pyfunc.load_model`` or ``mlflow models serve -m``."""
+    if tracking_uri.startswith("sqlite:///") and not Path(
+            tracking_uri.removeprefix("sqlite:///")).is_file():  # opening it would create it
+        raise PipelineError(f"{uri}: no MLflow store at {tracking_uri} (run from the project "
+                            "folder, or set MLFLOW_TRACKING_URI)")
+    try:
+        with environment(MLFLOW_TRACKING_URI=tracking_uri):  # where models:/, runs:/ resolve
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri,
+                                                             dst_path=str(dst)))
+    except Exception as error:  # MlflowException, OSError, a store that does not answer
+        raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
+                            f"({type(error).__name__}: {_one_line(error, 150)})") from None
+    check_own_code(local, uri)
+    return local
+
+
 def load_text_model(uri: str, tracking_uri: str) -> Any:
     """A logged model of this project from ``uri``: a function from review texts to their
     positive-class probabilities (networks and the TF-IDF reference alike). The model is
@@ -242,20 +261,10 @@ def load_text_model(uri: str, tracking_uri: str) -> Any:
     MLflow loads it."""
     from imdb_rnn.tracking.served import RefusedInput
 
-    if tracking_uri.startswith("sqlite:///") and not Path(
-            tracking_uri.removeprefix("sqlite:///")).is_file():  # opening it would create it
-        raise PipelineError(f"{uri}: no MLflow store at {tracking_uri} (run from the project "
-                            "folder, or set MLFLOW_TRACKING_URI)")
     with tempfile.TemporaryDirectory() as staging:
+        local = download_checked_model(uri, tracking_uri, staging)
         try:
-            with environment(MLFLOW_TRACKING_URI=tracking_uri):  # where models:/, runs:/ resolve
-                local = mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=staging)
-        except Exception as error:  # MlflowException, OSError, a store that does not answer
-            raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
-                                f"({type(error).__name__}: {_one_line(error, 150)})") from None
-        check_own_code(Path(local), uri)
-        try:
-            model = mlflow.pyfunc.load_model(local)  # every artifact is read into memory here
+            model = mlflow.pyfunc.load_model(str(local))  # every artifact is read into memory
         except Exception as error:  # a broken model file, missing packages, ...
             raise PipelineError(f"{uri}: cannot load the model from {tracking_uri} "
                                 f"({type(error).__name__}: {_one_line(error, 150)})") from None
