@@ -175,6 +175,8 @@ def tiny_project_params(proj: Path) -> Params:
     params["train"]["models"] = {"ff": copy.deepcopy(FF)}
     params["mlflow"]["tracking_uri"] = f"sqlite:///{proj}/mlflow.db"
     params["preprocess"]["val_fraction"] = 0.25
+    # a tiny synthetic archive has no movies to split by (and no urls_*.txt)
+    params["preprocess"]["validation"] = "random"
     params["tune"].update(storage="journal:studies/optuna.journal", n_trials=2, epochs=1,
                           subsample=None, n_startup_trials=1,
                           space={"ff": copy.deepcopy(FF_SPACE)},
@@ -211,6 +213,17 @@ PARAM_EDITS: dict[str, tuple[str, Callable[[Params], None]]] = {
     "p_enum": ("bad value of an enum: preprocess.punctuation: strp",
                lambda p: p["preprocess"].update(punctuation="strp")),
     "p_profile_name": ("unknown profile: profile: smok", lambda p: p.update(profile="smok")),
+    "p_maxlen": ("size over its bound: train.models.lstm.maxlen: 100000 (drove the LSTM trainer "
+                 "to 12.5 GB)", lambda p: p["train"]["models"]["lstm"].update(maxlen=100000)),
+    "p_memory": ("sizes within their bounds whose training step would not fit: "
+                 "train.models.lstm batch_size 4096, maxlen 3000",
+                 lambda p: p["train"]["models"]["lstm"].update(batch_size=4096, maxlen=3000)),
+    "p_space_maxlen": ("search space over the bound: tune.space.gru.maxlen.high: 100000",
+                       lambda p: p["tune"]["space"]["gru"]["maxlen"].update(high=100000)),
+    "p_inf": ("a float that is not finite: train.models.lstm.learning_rate: .inf",
+              lambda p: p["train"]["models"]["lstm"].update(learning_rate=float("inf"))),
+    "p_nan": ("NaN in a search range: tune.space.gru.dropout.high: .nan",
+              lambda p: p["tune"]["space"]["gru"]["dropout"].update(high=float("nan"))),
 }
 
 
@@ -327,25 +340,31 @@ def check(row: Row) -> list[str]:
         problems.append(f"message over {PARAMS_MESSAGE_LIMIT} chars")
     if "Traceback" in row.stderr:
         problems.append("traceback")
-    if row.stdout:
+    stopped = row.group.startswith("7")  # stopped in the middle: its progress is on stdout
+    if row.stdout and not stopped:
         problems.append("stdout not empty")
     if row.disk_changed:
         problems.append("disk changed")
-    problems += store_problems(row.m_before, row.m_after)
+    # A stage stopped in the middle (group 7) has started its MLflow run: it must end it FAILED
+    # (its record of the failure), never leave it RUNNING; its progress lines are on stdout.
+    problems += store_problems(row.m_before, row.m_after, started=stopped)
     return problems
 
 
-def store_problems(before: Store | None, after: Store | None) -> list[str]:
+def store_problems(before: Store | None, after: Store | None, started: bool = False
+                   ) -> list[str]:
+    """What is wrong in the MLflow store after a failure case; ``started``: the stage had
+    started (its experiment and runs may be new, none may be RUNNING)."""
     if after is None:
         return [] if before is None else ["MLflow store removed"]
     if before is None:
         return ["MLflow store created"]
     problems = []
-    if after.runs != before.runs:
+    if after.runs != before.runs and not started:
         problems.append("MLflow runs changed")
     if after.running:
         problems.append("RUNNING run")
-    if set(after.experiments) - set(before.experiments):
+    if set(after.experiments) - set(before.experiments) and not started:
         problems.append("MLflow experiment created")
     return problems
 
@@ -499,6 +518,13 @@ def predict_cases(r: Runner) -> None:
            "imdb-predict ../proj/models/ff", "predict")
     r.case("2 imdb-predict", "invalid UTF-8 in an argument (argument 2)",
            r"cd predict && imdb-predict ../proj/models/ff 'fine' $'caf\xe9'", "predict")
+    for text, what in (("''", "empty"), ("'  \t  '", "whitespace only"),
+                       ("'<br /><br />'", "markup only")):
+        r.case("2 imdb-predict", f"{what} review (argument 2)",
+               f"cd predict && imdb-predict ../proj/models/ff 'a fine film' {text}", "predict")
+    r.case("2 imdb-predict", "markup-only review on stdin (line 3; blank line 2 is skipped)",
+           r"cd predict && printf 'a fine film\n\n<br />\n' | imdb-predict ../proj/models/ff",
+           "predict")
     r.case("2 imdb-predict", "missing model folder",
            "cd predict && imdb-predict ../proj/models/nope 'a fine film'", "predict")
     r.case("2 imdb-predict", "corrupt model.keras (real file cut in half)",
@@ -640,9 +666,100 @@ def dvc_lock_case(r: Runner) -> None:
                  f"{first.returncode}, out.txt = {out_txt!r}")
 
 
+# Ctrl-C as a terminal sends it: SIGINT to the process group of the command, once the stage is
+# in the middle of its work (an MLflow run RUNNING in the store; for tune, also a worker process).
+CTRL_C = """
+import os, signal, sqlite3, subprocess, sys, time
+import psutil
+db, workers, command = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+stage = subprocess.Popen(command, start_new_session=True)
+def running():
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.2) as c:
+            return c.execute("select count(*) from runs where status = 'RUNNING'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+def spawned():
+    try:
+        return sum("spawn_main" in " ".join(c.cmdline())
+                   for c in psutil.Process(stage.pid).children(recursive=True))
+    except psutil.Error:
+        return 0
+deadline = time.monotonic() + 300
+while stage.poll() is None and time.monotonic() < deadline:
+    if running() and spawned() >= workers:
+        time.sleep(1.0)
+        os.killpg(stage.pid, signal.SIGINT)
+        break
+    time.sleep(0.05)
+sys.exit(stage.wait())
+"""
+STOP_TUNE_OUT = TUNE_OUT.replace("ff_random", "ff_stop")
+
+
+def stop_cases(r: Runner) -> None:
+    """A stage stopped in the middle: Ctrl-C (train; tune with a worker process) and a full disk
+    while the model is saved. One line, exit non-zero, no output, no temporary and no folder
+    left, its MLflow run ended FAILED and no Optuna trial left RUNNING (its progress on stdout
+    and its experiment in the store are not counted: it had started)."""
+    stop = r.work / "stop"
+    params = tiny_project_params(r.work / "proj")
+    params["train"]["models"]["ff_long"] = copy.deepcopy(FF) | {"epochs": 400}
+    params["tune"].update(n_trials=6, epochs=200, pruner="none",
+                          studies={"ff_stop": {"model": "ff_long", "sampler": "random"}},
+                          space={"ff_long": copy.deepcopy(FF_SPACE)})
+    params["samplers"]["model"] = "ff_long"
+    params["compute"] = {"workers": 2, "threads": 1}
+    write_params(stop, params)
+    (stop / "data").symlink_to(r.work / "proj" / "data")
+    (r.work / "inputs" / "ctrl_c.py").write_text(CTRL_C)
+    journal = r.work / "journals" / "stop.journal"
+    journal.parent.mkdir(exist_ok=True)
+    r.env["STOP_JOURNAL"] = f"journal:{journal}"
+    long_out = TRAIN_OUT.replace("ff2", "ff_long")
+    r.case("7 stops", "Ctrl-C (SIGINT to the process group) in the middle of train",
+           f"cd stop && python $IN/ctrl_c.py $W/proj/mlflow.db 0 "
+           f"python $S/train.py --name ff_long {long_out}", "stop")
+    row = r.case("7 stops", "Ctrl-C in the middle of tune, with its worker process",
+                 "cd stop && IMDB_TUNE_STORAGE=$STOP_JOURNAL python $IN/ctrl_c.py "
+                 f"$W/proj/mlflow.db 1 python $S/tune.py --study ff_stop {STOP_TUNE_OUT}",
+                 "stop")
+    trials = running_trials(journal)
+    row.left += f"; Optuna trials RUNNING in $W/journals/stop.journal: {trials or 'none'}"
+    if trials:
+        row.problems.append("RUNNING trial")
+    disk = r.work / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k", "tmpfs", str(disk)],
+                             capture_output=True)
+    if mounted.returncode != 0:
+        print(f"skipped the full-disk case: cannot mount a tmpfs ({mounted.stderr!r})")
+        return
+    try:
+        r.case("7 stops", "full disk while the model is saved (outputs on a 4 KiB tmpfs)",
+               "cd proj && python $S/train.py --name ff --data data/vectorized "
+               "--model-dir $W/disk/models/ff --history $W/disk/history.csv "
+               "--metrics $W/disk/train.json", "disk")
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def running_trials(journal: Path) -> list[str]:
+    """The RUNNING trials of every study of an Optuna journal."""
+    if not journal.exists():
+        return []
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
+    return [f"{name} trial {t.number}" for name in optuna.study.get_all_study_names(storage)
+            for t in optuna.load_study(study_name=name, storage=storage).get_trials(
+                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+
+
 GROUPS: dict[str, Callable[[Runner], None]] = {
     "1": archive_cases, "2": predict_cases, "3": storage_cases, "4": params_cases,
-    "5": other_cases, "6": dvc_lock_case,
+    "5": other_cases, "6": dvc_lock_case, "7": stop_cases,
 }
 
 
@@ -709,7 +826,9 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         "text and damaged models, 3 corrupt Optuna journals and unreachable study storages "
         "(tune), 4 typos and bad values in params.yaml, 5 other bad inputs (corrupt "
         "archives, wrong checksum, missing files, unreachable MLflow), 6 two `dvc repro` at "
-        "once.",
+        "once, 7 a stage stopped in the middle (Ctrl-C in train and in tune with its worker "
+        "process, a full disk while the model is saved: here the stage's MLflow run, started "
+        "before the stop, must end FAILED, never RUNNING).",
         "",
         summary,
     ]
@@ -806,7 +925,7 @@ def main() -> None:
                         help="scratch folder, kept afterwards (default: a fresh temporary one)")
     parser.add_argument("--out", type=Path,
                         help="the markdown report (default: reports/bad_input.md)")
-    parser.add_argument("--only", help="run only the groups whose number starts with this (1..6)")
+    parser.add_argument("--only", help="run only the groups whose number starts with this (1..7)")
     args = parser.parse_args()
     out = (args.out or DEFAULT_OUT).resolve()
     start = time.monotonic()

@@ -120,7 +120,7 @@ def _stop(signum: int, frame: object) -> None:
     reason = _reason[0] if _reason else (
         "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"terminated ({name})")
     if not _main_started.is_set():
-        if multiprocessing_parent() is None:
+        if not _is_worker():
             say_error(reason)
         os._exit(128 + signum)
     if _stopping:
@@ -129,13 +129,6 @@ def _stop(signum: int, frame: object) -> None:
     if signum == signal.SIGINT:
         raise KeyboardInterrupt
     raise Stopped(signum, reason)
-
-
-def multiprocessing_parent() -> object | None:
-    """The process that started this one with multiprocessing (a worker), else None."""
-    import multiprocessing
-
-    return multiprocessing.parent_process()
 
 
 def _unraisable(info: Any) -> None:
@@ -207,8 +200,6 @@ def stop_with_launcher(*, ignore_sigint: bool = False, parent: int | None = None
 
     if ignore_sigint:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        # blocked while the worker was started (compute): a Ctrl-C meanwhile is dropped now
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if parent is not None:
         _main_started.set()  # a worker runs its job right away: stop it by unwinding
     if _installed.is_set():
@@ -269,11 +260,19 @@ def describe(result: dict) -> str:
                        for k, v in result.items() if not isinstance(v, dict)})
 
 
+def _is_worker() -> bool:
+    """Whether multiprocessing started this process (also while it re-imports the stage's
+    script, before its parent is known: its name is set first)."""
+    import multiprocessing
+
+    return (multiprocessing.parent_process() is not None
+            or multiprocessing.current_process().name != "MainProcess")
+
+
 def _is_entry_point() -> bool:
     """Whether this process runs a stage script (``stages/NAME.py``) or a command of this
     package, itself (not as a worker that multiprocessing started, which re-imports it)."""
-    if multiprocessing_parent() is not None or threading.current_thread() is not \
-            threading.main_thread():
+    if _is_worker() or threading.current_thread() is not threading.main_thread():
         return False
     script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
     parent = os.path.basename(os.path.dirname(os.path.abspath(sys.argv[0]))) if script else ""
@@ -284,3 +283,7 @@ def _is_entry_point() -> bool:
 # `dvc repro` then stops it with one line too, not a KeyboardInterrupt traceback from an import.
 if _is_entry_point():
     stop_with_launcher()
+elif _is_worker() and threading.current_thread() is threading.main_thread():
+    # A worker: Ctrl-C is its stage's to handle (compute starts workers with it ignored where
+    # it can; a worker that the pool's thread started gets here within its first imports).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -12,8 +12,8 @@ Worker processes are started with ``spawn`` (TensorFlow is not fork-safe) and st
 process that started them (Linux ``PR_SET_PDEATHSIG``: SIGTERM, then SIGKILL after a few
 seconds), so a killed stage leaves no trainer running on its own; what a SIGKILL leaves behind
 (an MLflow run RUNNING, an Optuna trial RUNNING) names its owner and is cleaned up by the next
-run. Ctrl-C stops the stage, which stops its workers: they are started with SIGINT blocked and
-ignore it (a Ctrl-C during a worker's start printed a KeyboardInterrupt traceback).
+run. Ctrl-C stops the stage, which stops its workers: they ignore it from their start (a
+Ctrl-C during a worker's start printed a KeyboardInterrupt traceback).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -94,16 +95,23 @@ def set_threads(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """SIGINT blocked in this thread: processes started meanwhile begin with it blocked (a
-    Ctrl-C before their Python code ignores it would raise KeyboardInterrupt there), and so do
-    threads started meanwhile (the pool's manager thread, which starts the workers that replace
-    finished ones). The stage's own Ctrl-C waits until the block ends."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Processes started meanwhile begin with Ctrl-C ignored: a Ctrl-C during a worker's
+    start-up (its imports, before its own handlers) raised KeyboardInterrupt there, with a
+    traceback. An ignored signal stays ignored through exec, and Python keeps it so (a blocked
+    one does not: the child's mask is reset). This process ignores Ctrl-C for the moment of the
+    start (milliseconds); the stage stops its workers itself. The disposition is the main
+    thread's to change: elsewhere (the pool's manager thread, which replaces finished workers)
+    nothing is changed, and the child ignores Ctrl-C from its import of imdb_rnn.cli on."""
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or handler is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, handler)
 
 
 def _start_worker(threads: int, parent: int) -> None:
@@ -129,12 +137,12 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    with _sigint_blocked():
+    with _sigint_ignored_by_children():
         pool = ProcessPoolExecutor(the_plan.workers, mp_context=context,
                                    initializer=_start_worker,
                                    initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
     try:
-        with _sigint_blocked():
+        with _sigint_ignored_by_children():
             futures = [pool.submit(function, *args) for args in jobs]
         results = [future.result() for future in futures]
     except BrokenProcessPool:
@@ -161,7 +169,7 @@ def start_process(function: Callable[..., Any], args: tuple, threads: int
     context = multiprocessing.get_context("spawn")
     process = context.Process(target=_run_in_worker, args=(function, args, threads, os.getpid()),
                               daemon=True)
-    with _sigint_blocked():
+    with _sigint_ignored_by_children():
         process.start()
     return process
 
@@ -186,5 +194,7 @@ def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int, pare
     try:
         function(*args)
     except Error as error:
-        print(f"error: {error}", file=sys.stderr)
+        # Not an "error:" line: the stage that started this process reports its failure (a
+        # store that failed for both, or "a worker process failed"), in its one error line.
+        print(f"worker process {os.getpid()}: {error}", file=sys.stderr)
         sys.exit(1)

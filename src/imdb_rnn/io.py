@@ -43,7 +43,7 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
     file system. On any exception the temporary is removed and ``target`` is left untouched.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(target)
     prefix = _temporary_prefix(target)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
@@ -61,6 +61,7 @@ def atomic_path(target: str | os.PathLike[str], *, directory: bool = False) -> I
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        _remove_empty(created)
         if disk_full_error(error) is not None:
             raise PipelineError(disk_full_message(error, target)) from None
         raise
@@ -91,6 +92,23 @@ def disk_full_message(error: BaseException, target: str | os.PathLike[str] | Non
     return f"{what} writing {where}" if where else what
 
 
+def _make_parents(target: Path) -> list[Path]:
+    """Create the folders above ``target``; the ones created, deepest first."""
+    missing = [p for p in (target.parent, *target.parent.parents) if not p.exists()]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders a failed write created, deepest first, while they are empty (another
+    output may have been written into one meanwhile)."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
 def move_into_place(source: Path, target: Path) -> None:
     """Rename ``source`` to ``target`` (same file system), replacing a file or a folder.
 
@@ -117,10 +135,14 @@ def atomic_paths(*targets: str | os.PathLike[str]) -> Iterator[list[Path]]:
 def temporary_directory(beside: str | os.PathLike[str]) -> Iterator[Path]:
     """A scratch folder beside ``beside`` (named as its temporaries are), removed on exit."""
     beside = Path(beside)
-    beside.parent.mkdir(parents=True, exist_ok=True)
+    created = _make_parents(beside)
     tmp = Path(tempfile.mkdtemp(prefix=_temporary_prefix(beside), dir=beside.parent))
     try:
         yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
