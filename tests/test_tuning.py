@@ -375,6 +375,41 @@ def test_a_dead_baseline_trial_is_retried_as_the_baseline(tmp_path):
     assert tuning.baseline_trial(study).number == retry.number
 
 
+def test_a_studys_parent_run_is_tied_to_its_storage_not_its_name_alone(tmp_path, monkeypatch):
+    """Two storages holding a study of one name (a scratch copy's journal, another database)
+    get a parent run each in a shared tracking store; a study whose recorded parent id is
+    another storage's gets its own, and the other parent is never touched."""
+    from imdb_rnn.config.params import MlflowParams
+    from imdb_rnn.tracking import runs as tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment = tracking.connect(MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db",
+                                               experiment="t"))
+    (tmp_path / "project").mkdir()
+    (tmp_path / "scratch").mkdir()
+    keys = {}
+    for place in ("project", "scratch"):  # the same relative journal path, two folders
+        monkeypatch.chdir(tmp_path / place)
+        keys[place] = tuning.storage_key("journal:studies/optuna.journal", "s-1234")
+    assert keys["project"] != keys["scratch"]
+    parent, status = tracking.study_parent_run(experiment, "s-1234", keys["project"], "s", {})
+    assert status is None
+    again, status = tracking.study_parent_run(experiment, "s-1234", keys["project"], "s", {})
+    assert (again.id, status) == (parent.id, "RUNNING")
+    # The scratch copy's study recorded the project's parent id (a copied journal): refused.
+    other, status = tracking.study_parent_run(experiment, "s-1234", keys["scratch"], "s", {},
+                                              known=parent.id)
+    assert status is None and other.id != parent.id
+    found = experiment.runs("tags.optuna_study = 's-1234'")
+    assert {r.data.tags["optuna_storage"] for r in found} == set(keys.values())
+    # An RDB storage is the same one whatever password reaches it, another with another host.
+    rdb = "postgresql+psycopg2://u:{}@{}:5432/optuna"
+    assert tuning.storage_key(rdb.format("a", "h1"), "s") == tuning.storage_key(
+        rdb.format("b", "h1"), "s") != tuning.storage_key(rdb.format("a", "h2"), "s")
+    assert tuning.storage_key(rdb.format("a", "h1"), "s") != tuning.storage_key(
+        rdb.format("a", "h1"), "t")
+
+
 def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_path,
                                                                            monkeypatch):
     """A worker killed between creating the trial's MLflow run and recording its id."""
@@ -387,7 +422,7 @@ def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     store = MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", experiment="t")
     experiment = tracking.connect(store)
-    parent, _ = tracking.study_parent_run(experiment, "s", "s (study)", {})
+    parent, _ = tracking.study_parent_run(experiment, "s", "storage-key", "s (study)", {})
     study = _journal_study(tmp_path)
     recorded, unrecorded, other = (study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
                                    for _ in range(3))

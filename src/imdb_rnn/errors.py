@@ -4,7 +4,10 @@ from __future__ import annotations
 
 
 class PipelineError(Exception):
-    """Bad input or environment: the message names the culprit and fits on one line."""
+    """Bad input or environment: the message names the culprit and fits on one line, with
+    every password in it (a store URL's, one a library echoed) replaced by ``***``."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))
+        from imdb_rnn.tracking.redaction import redact_text
+
+        super().__init__(redact_text(" ".join(str(message).split())))

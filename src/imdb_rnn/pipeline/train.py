@@ -18,6 +18,7 @@ from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY
                                TrainResult, fit, recipe_for)
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
+from imdb_rnn.tracking.redaction import redact_url
 
 
 @dataclass(frozen=True)
@@ -80,8 +81,9 @@ def log_model_folder(experiment: tracking.Experiment, run: tracking.Run, folder:
     run file (what register reads); returns the logged model's id."""
     model_id = models.log_network(experiment, run, folder,
                                   (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE), tags=tags)
+    # A DVC output (cached, pushed to remotes): the store's URL without its password.
     write_json(folder / RUN_FILE, {"run_id": run.id, "model_id": model_id,
-                                   "tracking_uri": experiment.uri})
+                                   "tracking_uri": redact_url(experiment.uri)})
     return model_id
 
 

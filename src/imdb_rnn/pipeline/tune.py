@@ -20,6 +20,7 @@ second time, and if nothing beats it, the tuned model is the baseline's.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import math
@@ -49,6 +50,7 @@ from imdb_rnn.search import study as tuning
 from imdb_rnn.search.trial_data import TrialData
 from imdb_rnn.data import load_sequences
 from imdb_rnn.tracking import runs as tracking
+from imdb_rnn.tracking.redaction import redact_url
 
 # How often the main run looks again while other workers still run trials of the study.
 WAIT_SECONDS = 5.0
@@ -265,8 +267,16 @@ class Objective:
             state = "COMPLETE"
             return value
         finally:
-            run.set_tags({"trial_state": state})
-            run.end(tracking.TRIAL_STATUS[state])
+            ending = sys.exc_info()[1] is not None
+            try:
+                try:
+                    run.set_tags({"trial_state": state})
+                finally:  # ended, or handed off when the store is gone
+                    tracking.end_or_hand_off(run, self.experiment.uri,
+                                             tracking.TRIAL_STATUS[state])
+            except PipelineError:
+                if not ending:  # else the trial's own error is the one to report
+                    raise
 
 
     def _replay(self, trial: optuna.Trial, run: tracking.Run, callback: _TrialCallback) -> float:
@@ -366,36 +376,67 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     spec = tune.studies[name]
     base = model_section(params, spec.model)
     # The study's storage first: a bad one stops the stage before MLflow is touched.
-    storage = tuning.open_storage(tuning.storage_url(tune))
+    url = tuning.storage_url(tune)
+    storage = tuning.open_storage(url)
     experiment = tracking.connect(params.mlflow, tune.experiment)
     full_name = tuning.study_name(name, params, data_dir)
     kept = None if checkpoints is None else checkpoints / full_name
-    study = tuning.open_study(full_name, storage, spec.sampler, tune,
-                              seed=tuning.study_seed(tune.seed, name),
-                              max_epochs=tune.trial_epochs(base))
-    tuning.enqueue_baseline(study, tune.space[spec.model], base)
-    parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    status = experiment.status(parent_id) if parent_id else None
-    if status is None:
-        parent, status = tracking.study_parent_run(
-            experiment, full_name, f"{name} (study)",
-            tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
-            | {"sampler": spec.sampler})
-        study.set_user_attr("mlflow_parent_run_id", parent.id)
-        if status is None:  # created here
-            parent.log_params({"study": full_name, "sampler": spec.sampler,
-                               "model": spec.model, "family": base.family,
-                               "n_trials": tune.n_trials, "epochs": tune.trial_epochs(base),
-                               "subsample": tune.subsample, "pruner": tune.pruner,
-                               "storage": tuning.storage_url(tune)})
-    else:
-        parent = tracking.Run(experiment.client, parent_id)
+    with tuning.storage_errors(url):
+        study = tuning.open_study(full_name, storage, spec.sampler, tune,
+                                  seed=tuning.study_seed(tune.seed, name),
+                                  max_epochs=tune.trial_epochs(base))
+        tuning.enqueue_baseline(study, tune.space[spec.model], base)
+        known = study.user_attrs.get("mlflow_parent_run_id")
+    # Tied to this study of this storage: a study of the same name elsewhere (a scratch copy's
+    # journal, another database) has a parent of its own.
+    parent, status = tracking.study_parent_run(
+        experiment, full_name, tuning.storage_key(url, full_name), f"{name} (study)",
+        tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
+        | {"sampler": spec.sampler}, known=known)
+    with tuning.storage_errors(url):
+        if known != parent.id:
+            study.set_user_attr("mlflow_parent_run_id", parent.id)
+    if status is None:  # created here
+        parent.log_params({"study": full_name, "sampler": spec.sampler,
+                           "model": spec.model, "family": base.family,
+                           "n_trials": tune.n_trials, "epochs": tune.trial_epochs(base),
+                           "subsample": tune.subsample, "pruner": tune.pruner,
+                           "storage": redact_url(url)})
     if not worker:
         # Resumed: an earlier run of the stage ended (or died: connect() ended its run FAILED);
         # a parent RUNNING without owner was created a moment ago by a worker.
         if status not in (None, "RUNNING"):
             parent.set_tags({"status_note": f"resumed after {status}"})
-        tracking.own(parent)
+        tracking.own(parent, experiment.uri)
+    helpers: list = []
+    start = time.perf_counter()
+    try:
+        with tuning.storage_errors(url):
+            loop = _run_study(params, name, data_dir, study, experiment, parent, url,
+                              worker=worker, threads=threads, checkpoints=checkpoints,
+                              kept=kept, baseline=baseline, helpers=helpers, start=start)
+    except BaseException as error:
+        compute.stop_processes(helpers)  # each ends its trial's run FAILED on SIGTERM
+        if isinstance(error, tuning.StorageFailure):
+            # Trials of this process or its workers the storage did not let them fail (this
+            # process may have been between trials, waiting for theirs).
+            tuning.hand_off_trials(url, full_name)
+        if not worker:  # the study can be resumed; its parent run says this run failed
+            with contextlib.suppress(PipelineError):  # handed off; the first error is the stage's
+                tracking.end_or_hand_off(parent, experiment.uri, "FAILED")
+        raise
+    loop.seconds = time.perf_counter() - start
+    return study, experiment, parent, loop
+
+
+def _run_study(params: Params, name: str, data_dir: Path, study: optuna.Study,
+               experiment: tracking.Experiment, parent: tracking.Run, url: str, *,
+               worker: bool, threads: int | None, checkpoints: Path | None, kept: Path | None,
+               baseline: BaselinePaths | None, helpers: list, start: float
+               ) -> tuning.LoopResult:
+    """The trial loops of :func:`work`: this process's, and the extra workers it starts (added
+    to ``helpers``, which the caller stops if this raises)."""
+    tune = params.tune
     # The stage runs trials itself and starts workers - 1 more processes on the same study
     # (compute), as many as there are trials left; a worker started by hand (--worker) runs
     # only its own loop, with every core's threads; a helper keeps the threads it was given.
@@ -403,40 +444,32 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     the_plan = compute.plan(params.compute, 1 if worker else left)
     if threads is None:
         compute.set_threads(the_plan.threads)
-    helpers: list = []
-    start = time.perf_counter()
-    try:
-        if not worker and the_plan.workers > 1:
-            print(f"tune@{name}: {left} trial(s) left, {the_plan.describe()}", flush=True)
-            helpers = [compute.start_process(_worker, (params, name, data_dir, the_plan.threads,
+    if not worker and the_plan.workers > 1:
+        print(f"tune@{name}: {left} trial(s) left, {the_plan.describe()}", flush=True)
+        helpers.extend(compute.start_process(_worker, (params, name, data_dir, the_plan.threads,
                                                        checkpoints, baseline), the_plan.threads)
-                       for _ in range(the_plan.workers - 1)]
-        objective = Objective(params, name, data_dir, experiment, parent, kept, baseline)
-        def recover() -> None:
-            _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+                       for _ in range(the_plan.workers - 1))
+    objective = Objective(params, name, data_dir, experiment, parent, kept, baseline)
 
-        while True:
-            remaining = (None if tune.timeout is None
-                         else max(tune.timeout - (time.perf_counter() - start), 0.0))
-            loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining,
-                                     before_trial=recover)
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            if worker or loop.stopped_by == "timeout" or not running:
-                break
-            helpers = _check_helpers(name, helpers)
-            print(f"tune@{name}: waiting for {len(running)} trial(s) of other workers: "
-                  f"{', '.join(str(t.user_attrs.get('worker')) for t in running)}", flush=True)
-            time.sleep(WAIT_SECONDS)
-        for helper in helpers:
-            helper.join()
-        _check_helpers(name, helpers)
-    except BaseException:
-        compute.stop_processes(helpers)  # each ends its trial's run FAILED on SIGTERM
-        if not worker:  # the study can be resumed; its parent run says this run failed
-            parent.end("FAILED")
-        raise
-    loop.seconds = time.perf_counter() - start
-    return study, experiment, parent, loop
+    def recover() -> None:
+        _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+
+    while True:
+        remaining = (None if tune.timeout is None
+                     else max(tune.timeout - (time.perf_counter() - start), 0.0))
+        loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining,
+                                 before_trial=recover, storage_url=url)
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if worker or loop.stopped_by == "timeout" or not running:
+            break
+        helpers[:] = _check_helpers(name, helpers)
+        print(f"tune@{name}: waiting for {len(running)} trial(s) of other workers: "
+              f"{', '.join(str(t.user_attrs.get('worker')) for t in running)}", flush=True)
+        time.sleep(WAIT_SECONDS)
+    for helper in helpers:
+        helper.join()
+    _check_helpers(name, helpers)
+    return loop
 
 
 def _worker(params: Params, name: str, data_dir: Path, threads: int,
@@ -466,6 +499,26 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     """The stage: run the study, retrain and evaluate its best configuration, write results."""
     study, experiment, parent, loop = work(params, name, paths.data_dir,
                                            checkpoints=paths.checkpoints, baseline=paths.baseline)
+    url = tuning.storage_url(params.tune)
+    try:
+        with tuning.storage_errors(url):
+            return _finish(params, name, paths, study, experiment, parent, loop)
+    except BaseException:
+        # The parent of a stage that failed after its trials (the storage, the retrain) is
+        # FAILED, not RUNNING: the study can be resumed, the run says this one failed. (A
+        # store that fails here too gets it handed off; the first error is the stage's.)
+        try:
+            if experiment.status(parent.id) == "RUNNING":
+                tracking.end_or_hand_off(parent, experiment.uri, "FAILED")
+        except PipelineError:
+            tracking.hand_off(experiment.uri, parent.id)
+        raise
+
+
+def _finish(params: Params, name: str, paths: TunePaths, study: optuna.Study,
+            experiment: tracking.Experiment, parent: tracking.Run,
+            loop: tuning.LoopResult) -> dict:
+    """The stage after its trials: the best configuration as a model, evaluated; the results."""
     tune = params.tune
     spec = tune.studies[name]
     base = model_section(params, spec.model)
@@ -483,7 +536,7 @@ def tune(params: Params, name: str, paths: TunePaths) -> dict:
     summary = {
         "study": study.study_name, "model": spec.model, "family": base.family,
         "sampler": spec.sampler, "pruner": tune.pruner,
-        "storage": tuning.storage_url(tune),
+        "storage": redact_url(tuning.storage_url(tune)),
         "best_trial": best.number, "best_val_accuracy": best.value, "best_params": best.params,
         "baseline_trial": baseline.number if baseline is not None else None,
         "baseline_val_accuracy": baseline.value if baseline is not None else None,

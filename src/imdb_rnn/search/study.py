@@ -13,25 +13,31 @@ worker: each worker claims a trial only while fewer than ``n_trials`` are finish
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import subprocess
+import sys
+import threading
 import time
 import warnings
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
+from imdb_rnn.tracking.redaction import redact_text, redact_url
 from imdb_rnn.config.params import (ChoiceDimension, ModelSection, Params, RangeDimension,
                                     TuneParams)
 
@@ -82,9 +88,65 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     except PipelineError:
         raise
     except Exception as error:  # bad URL, driver missing, server down, unreadable journal
-        reason = " ".join(str(error).split())[:200]
-        raise PipelineError(f"Optuna storage {url} cannot be opened: "
-                            f"{type(error).__name__}: {reason}") from None
+        error = error.__cause__ or error if isinstance(
+            error, optuna.exceptions.StorageInternalError) else error
+        raise PipelineError(f"Optuna storage {redact_url(url)} cannot be opened: "
+                            f"{type(error).__name__}: {_reason(error)}") from None
+
+
+# What the storage raises when it fails after it was opened (a database stopped or gone): Optuna
+# wraps SQLAlchemy's error in StorageInternalError ("invalid data in the commit", whatever the
+# cause) for writes, reads raise SQLAlchemy's own.
+STORAGE_ERRORS = (optuna.exceptions.StorageInternalError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def _reason(error: BaseException, limit: int = 200) -> str:
+    """The driver's own message on one line, passwords redacted (SQLAlchemy's SQL, parameters
+    and help link left out)."""
+    text = redact_text(" ".join(str(error).split()))
+    for marker in (" [SQL: ", " (Background on this error at: "):
+        text = text.split(marker)[0]
+    return text[:limit]
+
+
+class StorageFailure(PipelineError):
+    """The study's storage failed mid-stage (its trials may be left RUNNING: handed off)."""
+
+
+def storage_failure(url: str, error: BaseException) -> StorageFailure:
+    """The one-line error of a storage that failed mid-stage, naming its real cause (the
+    database's, not Optuna's "invalid data in the commit")."""
+    cause = error.__cause__ if isinstance(error, optuna.exceptions.StorageInternalError) \
+        and error.__cause__ is not None else error
+    return StorageFailure(f"Optuna storage {redact_url(url)} failed: {type(cause).__name__}: "
+                         f"{_reason(cause)}")
+
+
+@contextlib.contextmanager
+def storage_errors(url: str) -> Iterator[None]:
+    """A storage failure in the block becomes its one-line :func:`storage_failure`."""
+    try:
+        yield
+    except STORAGE_ERRORS as error:
+        raise storage_failure(url, error) from None
+
+
+def storage_key(url: str, study: str) -> str:
+    """A digest of the storage (journal and SQLite paths made absolute, an RDB URL with its
+    password masked) and the study's name: what ties the study's MLflow parent run to this
+    very study (a scratch copy's journal or another database may hold one of the same name)."""
+    if url.startswith("journal:"):
+        where = "journal:" + str(Path(url.removeprefix("journal:")).resolve())
+    elif url.startswith("sqlite:///"):
+        where = "sqlite:///" + str(Path(url.removeprefix("sqlite:///")).resolve())
+    else:
+        where = redact_url(rdb_url(url))
+    return hashlib.sha256(f"{where}\n{study}".encode()).hexdigest()[:16]
+
+
+# How long one connection to an RDB storage may take (a database whose host is gone would
+# otherwise hang the stage for the operating system's TCP timeout).
+RDB_CONNECT_SECONDS = 10
 
 
 def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
@@ -98,8 +160,8 @@ def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
             return optuna.storages.RDBStorage(
-                url, heartbeat_interval=heartbeat_seconds(), grace_period=grace_seconds(),
-                heartbeat_stale_trial_callback=retry)
+                url, engine_kwargs=_engine_kwargs(url), heartbeat_interval=heartbeat_seconds(),
+                grace_period=grace_seconds(), heartbeat_stale_trial_callback=retry)
 
     for attempt in range(1, attempts):
         try:
@@ -107,6 +169,20 @@ def _rdb_storage(url: str, attempts: int = 5) -> optuna.storages.RDBStorage:
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
             time.sleep(0.2 * attempt)
     return storage()
+
+
+def _engine_kwargs(url: str) -> dict[str, Any]:
+    """For PostgreSQL and MySQL: a connect timeout (unless the URL sets its own), and pooled
+    connections checked before use, so a database back after an outage is used again."""
+    import sqlalchemy.engine
+
+    parsed = sqlalchemy.engine.make_url(url)
+    if parsed.get_backend_name() not in ("postgresql", "mysql"):
+        return {}
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if "connect_timeout" not in parsed.query:
+        kwargs["connect_args"] = {"connect_timeout": RDB_CONNECT_SECONDS}
+    return kwargs
 
 
 def rdb_url(url: str) -> str:
@@ -425,6 +501,87 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
     return earlier >= n_trials
 
 
+class _Heartbeat:
+    """The running trial's heartbeat on an RDB storage, every ``heartbeat_interval`` seconds
+    in a thread, as Optuna's ``optimize()`` records it (ask/tell has no public form of it).
+    Unlike Optuna's thread, one that the storage fails (a database restarting) tries again at
+    the next beat instead of dying with a traceback on stderr: the trial's own next write
+    says whether the storage is gone."""
+
+    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
+        storage = study._storage  # noqa: SLF001  (the study's storage: no public accessor)
+        self.storage = storage if is_heartbeat_enabled(storage) else None
+        self.trial_id = trial._trial_id  # noqa: SLF001
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        interval = self.storage.get_heartbeat_interval()
+        while True:
+            try:
+                self.storage.record_heartbeat(self.trial_id)
+            except Exception:  # noqa: BLE001  (the storage away for now: next beat)
+                pass
+            if self.stop.wait(timeout=interval):
+                return
+
+    def __enter__(self) -> _Heartbeat:
+        if self.storage is not None:
+            self.thread = threading.Thread(target=self.beat, daemon=True,
+                                           name=f"heartbeat-{self.trial_id}")
+            self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
+# How long the process of :func:`hand_off_trials` tries a failed storage again.
+HAND_OFF_SECONDS = 600
+
+
+_HANDED_OFF: set[tuple[str, str]] = set()  # (storage, study) handed off by this process
+
+
+def hand_off_trials(url: str, study: str) -> None:
+    """Leave this process's RUNNING trials of ``study``, which the storage ``url`` did not let
+    it fail, to a detached process: once this process has exited and the storage answers
+    (for :data:`HAND_OFF_SECONDS`), it fails them and queues their params again
+    (:func:`recover_dead_trials`). DVC may restore the stage from its run cache after an
+    outage; then no stage would open the study and the trial would stay RUNNING. Once per
+    process and study: the process recovers every trial of a dead worker of this machine (the
+    stage's extra workers' too)."""
+    if (url, study) in _HANDED_OFF:
+        return
+    _HANDED_OFF.add((url, study))
+    try:
+        # The URL (which may hold a password) in the environment, not on the command line.
+        subprocess.Popen([sys.executable, "-m", "imdb_rnn.search.closer", study,
+                          json.dumps(Owner.current().tags()), str(HAND_OFF_SECONDS)],
+                         env={**os.environ, STORAGE_ENV: url}, stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    except OSError as error:
+        print(f"warning: the running trial of {study} is left RUNNING ({error})",
+              file=sys.stderr, flush=True)
+
+
+def _record_failure(study: optuna.Study, trial: optuna.Trial, error: BaseException,
+                    url: str | None) -> bool:
+    """Tell the storage the trial failed (its reason redacted); False when the storage itself
+    failed, and the trial is then handed off (:func:`hand_off_trials`) when ``url`` is known."""
+    try:
+        trial.set_user_attr("fail_reason", redact_text(f"{type(error).__name__}: {error}")[:500])
+        study.tell(trial, state=TrialState.FAIL)
+    except STORAGE_ERRORS:
+        if url is not None:
+            hand_off_trials(url, study.study_name)
+        return False
+    return True
+
+
 @dataclass
 class LoopResult:
     ran: int  # trials this worker finished (complete, pruned or failed)
@@ -432,16 +589,29 @@ class LoopResult:
     seconds: float
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, url: str | None, *args: Any,
+          **kwargs: Any) -> None:
+    """``study.tell``; when the storage fails, the trial is handed off and the error raised."""
+    try:
+        study.tell(trial, *args, **kwargs)
+    except STORAGE_ERRORS:
+        if url is not None:
+            hand_off_trials(url, study.study_name)
+        raise
+
+
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *,
                n_trials: int, timeout: float | None,
-               before_trial: Callable[[], object] | None = None) -> LoopResult:
+               before_trial: Callable[[], object] | None = None,
+               storage_url: str | None = None) -> LoopResult:
     """Ask/tell loop of one worker until ``n_trials`` finished trials exist or time runs out.
 
     The objective raises ``optuna.TrialPruned`` for a pruned trial; any other exception fails
     the trial (recorded with its message) and ends the loop with that error. ``before_trial``
     runs before each claim (the stage's recovery of dead workers' trials, as Optuna's own
     ``optimize`` fails stale trials before each trial); on heartbeat storages the running trial
-    records a heartbeat all along.
+    records a heartbeat all along. A trial the storage (``storage_url``) fails to close is
+    handed off (:func:`hand_off_trials`), and the storage's error raised.
     """
     start = time.perf_counter()
     ran = 0
@@ -464,20 +634,21 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             continue
         started = time.perf_counter()
         try:
-            # Optuna's optimize() beats this way; ask/tell has no public form of it. Without
-            # it a dead worker's trial has no heartbeat and is never found stale.
-            with get_heartbeat_thread(trial._trial_id, study._storage):  # noqa: SLF001
+            # Without a heartbeat a dead worker's trial is never found stale.
+            with _Heartbeat(study, trial):
                 value = objective(trial)
         except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            _tell(study, trial, storage_url, state=TrialState.PRUNED)
             outcome = "pruned"
         except BaseException as error:
-            trial.set_user_attr("fail_reason", f"{type(error).__name__}: {error}"[:500])
-            study.tell(trial, state=TrialState.FAIL)
-            print(f"{study.study_name}: trial {trial.number} failed: {error}", flush=True)
+            # A store's failure is the stage's one error line; anything else is told here too.
+            if _record_failure(study, trial, error, storage_url) and not isinstance(
+                    error, (*STORAGE_ERRORS, PipelineError)):
+                print(redact_text(f"{study.study_name}: trial {trial.number} failed: {error}"),
+                      flush=True)
             raise
         else:
-            study.tell(trial, value)
+            _tell(study, trial, storage_url, value)
             outcome = f"val_accuracy {value:.4f}"
         ran += 1
         print(f"{study.study_name}: trial {trial.number} {outcome} in "

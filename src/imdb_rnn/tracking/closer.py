@@ -2,7 +2,9 @@
 
 Started detached by :func:`imdb_rnn.tracking.runs.hand_off`::
 
-    python -m imdb_rnn.tracking.closer URI RUN_ID OWNER_TAGS_JSON SECONDS
+    MLFLOW_TRACKING_URI=URI python -m imdb_rnn.tracking.closer RUN_ID OWNER_TAGS_JSON SECONDS
+
+(the URI, which may hold a password, in the environment: a command line is public).
 
 It waits for the owner process to exit, then tries the store every few seconds until it answers
 or SECONDS have passed. A run that is no longer RUNNING, or that another process has taken
@@ -44,7 +46,8 @@ def close_when_answering(uri: str, run_id: str, owner: Owner, seconds: float,
 
 
 def main(argv: list[str]) -> int:
-    uri, run_id, owner_json, seconds = argv
+    run_id, owner_json, seconds = argv
+    uri = os.environ["MLFLOW_TRACKING_URI"]
     owner = Owner.from_tags(json.loads(owner_json))
     if owner is None:
         return 2

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 import os
 import re
 import subprocess
@@ -44,6 +45,7 @@ except ImportError:  # Windows: no lock needed for a single local process
 from imdb_rnn.config import MlflowParams, ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
+from imdb_rnn.tracking.redaction import redact_text, redact_url
 
 # Without this tag MLflow 3 opens an experiment in its GenAI view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
@@ -64,14 +66,23 @@ def tracking_uri(params: MlflowParams) -> str:
 
 
 def _one_line(error: BaseException, limit: int = 200) -> str:
-    """The error on one line; for a network failure (urllib3's pages of retries and pool
-    reprs), just its cause: ``[Errno 111] Connection refused``, ``Read timed out``."""
-    text = " ".join(str(error).split())
+    """The error on one line, passwords redacted; for a network failure (urllib3's pages of
+    retries and pool reprs), just its cause: ``[Errno 111] Connection refused``, ``Read timed
+    out``; for a database (SQLAlchemy's SQL, parameters and help link), its driver's first
+    line."""
+    text = redact_text(" ".join(str(error).split()))
+    # SQLAlchemy: "(psycopg2.OperationalError) connection to server ... failed: ... [SQL: ...]"
+    text = re.split(r" \[SQL: | \(Background on this error at: ", text)[0]
     cause = re.search(r"\[Errno -?\d+\] [^'\")(]+|Read timed out|Connection aborted", text)
     if cause and ("HTTPConnectionPool" in text or "HTTPSConnectionPool" in text):
         return cause.group(0).strip()[:limit]
     return text[:limit]
 
+
+# MLflow's SQL store logs every database error with its traceback (a page of chained
+# SQLAlchemy frames) before it raises it as an MlflowException, which the stage reports in one
+# line; its retry warnings for a first connection go to the same logger.
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 # What the client raises when the store fails mid-stage (a tracking server stopped, a network
 # gone): MLflow wraps most of it, artifact uploads may raise requests' own errors.
@@ -80,8 +91,8 @@ STORE_ERRORS = (mlflow.exceptions.MlflowException, requests.exceptions.RequestEx
 
 def store_failure(uri: str, error: BaseException) -> PipelineError:
     """The one-line error of a store that failed after the stage had connected to it."""
-    return PipelineError(f"MLflow tracking store {uri} failed: {type(error).__name__}: "
-                         f"{_one_line(error, 160)}")
+    return PipelineError(f"MLflow tracking store {redact_url(uri)} failed: "
+                         f"{type(error).__name__}: {_one_line(error, 160)}")
 
 
 def _store_calls(cls: type) -> type:
@@ -168,7 +179,7 @@ class Experiment:
                                              tags={**(tags or {}), **Owner.current().tags()})
         except mlflow.exceptions.MlflowException as error:
             raise PipelineError(f"MLflow run {run_name} cannot be started: {_one_line(error)} "
-                                f"(tracking store {self.uri})") from None
+                                f"(tracking store {redact_url(self.uri)})") from None
         run = Run(self.client, created.info.run_id)
         try:
             yield run
@@ -227,7 +238,7 @@ def updating(run: Run) -> Iterator[Run]:
     try:
         yield run
     except BaseException as error:
-        run.set_tags({"update_failed": f"{type(error).__name__}: {error}"[:500]})
+        run.set_tags({"update_failed": redact_text(f"{type(error).__name__}: {error}")[:500]})
         raise
 
 
@@ -257,14 +268,42 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
         # database; two workers starting together would otherwise both alter its tables.
         with environment(MLFLOW_HTTP_REQUEST_MAX_RETRIES="0", MLFLOW_HTTP_REQUEST_TIMEOUT="10"), \
                 _store_lock(uri):
+            probe_database(uri)
             client = MlflowClient(tracking_uri=uri)
             experiment_id = _ensure_experiment(client, experiment or params.experiment)
     except Exception as error:  # connection refused, bad URI, locked or corrupt database
-        raise PipelineError(f"MLflow tracking store {uri} is unreachable: "
+        raise PipelineError(f"MLflow tracking store {redact_url(uri)} is unreachable: "
                             f"{type(error).__name__}: {_one_line(error, 300)}") from None
     experiment = Experiment(client, experiment_id, uri)
     recover_dead_runs(experiment)
     return experiment
+
+
+# Database stores (MLflow's SQLAlchemy store): how long one connection attempt may take.
+DATABASE_CONNECT_SECONDS = 10
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+
+
+def probe_database(uri: str, seconds: int = DATABASE_CONNECT_SECONDS) -> None:
+    """For a database tracking URI (``postgresql+psycopg2://...``), one connection with a
+    ``seconds`` connect timeout; raises what the driver raised. MLflow's store retries a first
+    connection that fails ten times with backoff (about 100 s, a multi-line warning each) and
+    has no setting for it, so a database that does not answer is found here first."""
+    if uri.split(":", 1)[0].split("+", 1)[0] not in DATABASE_SCHEMES:
+        return
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    url = sqlalchemy.engine.make_url(uri)
+    connect_args = ({} if "connect_timeout" in url.query
+                    or url.get_backend_name() not in ("postgresql", "mysql")
+                    else {"connect_timeout": seconds})
+    engine = sqlalchemy.create_engine(url, connect_args=connect_args, poolclass=NullPool)
+    try:
+        with engine.connect():
+            pass
+    finally:
+        engine.dispose()
 
 
 # How long the process of :func:`hand_off` waits for a stopped tracking store to answer again.
@@ -279,8 +318,11 @@ def hand_off(uri: str, run_id: str) -> None:
     that connects does (:func:`recover_dead_runs`)."""
     owner = json.dumps(Owner.current().tags())
     try:
-        subprocess.Popen([sys.executable, "-m", "imdb_rnn.tracking.closer", uri, run_id, owner,
+        # The URI (which may hold a password) in the environment, not on the command line,
+        # which every user of the machine can read.
+        subprocess.Popen([sys.executable, "-m", "imdb_rnn.tracking.closer", run_id, owner,
                           str(HAND_OFF_SECONDS)],
+                         env={**os.environ, "MLFLOW_TRACKING_URI": uri},
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=subprocess.DEVNULL, start_new_session=True)
     except OSError as error:
@@ -462,40 +504,84 @@ def run_params(params: Params, name: str, section: ModelSection | None = None) -
 # run, and runs of a dead worker can be closed by the next one.
 
 STUDY_TAG = "optuna_study"
+# Which storage the study lives in (tuning.storage_key: a digest of the storage, password
+# left out, and the study's name): two storages may hold studies of one name (a scratch copy's
+# journal, another database), and each has its own parent run.
+STORAGE_TAG = "optuna_storage"
 # Final MLflow status of a trial by its Optuna state: pruned trials are KILLED, never FINISHED.
 TRIAL_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
 
 
-def study_parent_run(experiment: Experiment, study: str, run_name: str,
-                     tags: Mapping[str, str]) -> tuple[Run, str | None]:
-    """The study's parent run and its status when found (None when created here): found by its
-    tag (a resumed study or another worker) or created.
+@contextlib.contextmanager
+def _store(uri: str) -> Iterator[None]:
+    """Client calls made directly in the block: a failing store is a one-line PipelineError."""
+    try:
+        yield
+    except STORE_ERRORS as error:
+        raise store_failure(uri, error) from None
+
+
+def study_parent_run(experiment: Experiment, study: str, storage_key: str, run_name: str,
+                     tags: Mapping[str, str], known: str | None = None
+                     ) -> tuple[Run, str | None]:
+    """The parent run of study ``study`` of the storage ``storage_key`` and its status when
+    found (None when created here): the run ``known`` (the id the study recorded) if it is this
+    study's of this storage, else the one found by both tags (a resumed study whose recorded
+    id is of another store, or another worker), else a new one. A run of a study of the same
+    name in another storage is never taken.
 
     The stage's own process owns the parent; a worker that creates it leaves it without owner,
     RUNNING, for the stage to finish.
     """
-    found = experiment.runs(f"tags.{STUDY_TAG} = '{study}' and tags.run_kind = 'study'",
-                            order_by=["attributes.start_time ASC"], max_results=1)
-    if found:
-        return Run(experiment.client, found[0].info.run_id), found[0].info.status
-    created = experiment.client.create_run(experiment.id, run_name=run_name,
-                                           tags={**tags, STUDY_TAG: study, "run_kind": "study"})
+    with _store(experiment.uri):
+        if known is not None:
+            try:
+                run = experiment.client.get_run(known)
+            except mlflow.exceptions.MlflowException as error:
+                if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+                    raise
+                run = None
+            if (run is not None and run.info.experiment_id == experiment.id
+                    and run.data.tags.get(STUDY_TAG) == study
+                    and run.data.tags.get(STORAGE_TAG) == storage_key
+                    and run.data.tags.get("run_kind") == "study"):
+                return Run(experiment.client, known), run.info.status
+        found = experiment.runs(f"tags.{STUDY_TAG} = '{study}' and tags.{STORAGE_TAG} = "
+                                f"'{storage_key}' and tags.run_kind = 'study'",
+                                order_by=["attributes.start_time ASC"], max_results=1)
+        if found:
+            return Run(experiment.client, found[0].info.run_id), found[0].info.status
+        created = experiment.client.create_run(
+            experiment.id, run_name=run_name,
+            tags={**tags, STUDY_TAG: study, STORAGE_TAG: storage_key, "run_kind": "study"})
     return Run(experiment.client, created.info.run_id), None
 
 
-def own(run: Run) -> None:
+def own(run: Run, uri: str) -> None:
     """This process takes ``run`` over: RUNNING, with this process as its owner."""
     run.set_tags(Owner.current().tags())
-    run.client.update_run(run.id, status="RUNNING")
+    with _store(uri):
+        run.client.update_run(run.id, status="RUNNING")
+
+
+def end_or_hand_off(run: Run, uri: str, status: str) -> None:
+    """End ``run`` with ``status``; when the store fails, leave it to :func:`hand_off` (it ends
+    FAILED once the store answers) and raise the one-line error."""
+    try:
+        run.end(status)
+    except PipelineError:
+        hand_off(uri, run.id)
+        raise
 
 
 def start_child_run(experiment: Experiment, parent: Run, run_name: str,
                     tags: Mapping[str, str], params: Mapping[str, Any]) -> Run:
     """A trial's run, nested under the study's parent run."""
-    created = experiment.client.create_run(
-        experiment.id, run_name=run_name,
-        tags={**tags, "mlflow.parentRunId": parent.id, "run_kind": "trial",
-              **Owner.current().tags()})
+    with _store(experiment.uri):
+        created = experiment.client.create_run(
+            experiment.id, run_name=run_name,
+            tags={**tags, "mlflow.parentRunId": parent.id, "run_kind": "trial",
+                  **Owner.current().tags()})
     run = Run(experiment.client, created.info.run_id)
     run.log_params(params)
     return run
