@@ -483,10 +483,10 @@ class ComputeParams(_Section):
     def _positive(cls, value: object) -> object:
         if value == "auto":
             return value
-        if (isinstance(value, bool) or not isinstance(value, int) or value < 1
-                or value > MAX_PROCESSES):
-            raise ValueError(f"must be a whole number from 1 to {MAX_PROCESSES}, or auto (got "
-                             f"{value!r})")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"must be a whole number of at least 1, or auto (got {value!r})")
+        if value > MAX_PROCESSES:
+            raise ValueError(f"must be at most {MAX_PROCESSES}, or auto (got {value!r})")
         return value
 
 
