@@ -176,6 +176,7 @@ def _watchdog(seconds: float, quiet: bool) -> None:
     threading.Thread(target=watch, name="stop-watchdog", daemon=True).start()
 
 
+DVC_STAGE = "DVC_STAGE"  # set by `dvc repro` for each stage's command (dvc.env)
 _launcher_names: dict[int, str] = {}  # pid -> program name, seen at the start
 _installed = threading.Event()
 
@@ -190,7 +191,8 @@ def stop_with_launcher(*, ignore_sigint: bool = False, parent: int | None = None
                        seconds: float = STOP_SECONDS) -> None:
     """Make this process stop cleanly, and within ``seconds``, on SIGTERM, on Ctrl-C (unless
     ``ignore_sigint``: a worker, whose stage stops it) and when the process that started it
-    ends (`dvc repro` killed with SIGTERM or SIGKILL; ``parent``: a worker's starter).
+    ends: the `dvc repro` of a stage (killed with SIGTERM or SIGKILL; DVC sets ``DVC_STAGE``),
+    a worker's stage (``parent``). A stage run by hand may outlive its shell (``nohup``).
 
     Linux ``PR_SET_PDEATHSIG`` sends SIGTERM when the parent ends; a shell between DVC and the
     stage (``/bin/sh -c CMD``) outlives DVC, so its parent is watched too
@@ -210,6 +212,9 @@ def stop_with_launcher(*, ignore_sigint: bool = False, parent: int | None = None
     signal.signal(signal.SIGTERM, _stop)
     sys.unraisablehook = _unraisable
     _watchdog(seconds, quiet=ignore_sigint)
+    if parent is None and not os.environ.get(DVC_STAGE):
+        # Run by hand (`nohup python stages/train.py ... &`): it may outlive its shell.
+        return
     for pid in launchers():
         _launcher_names[pid] = command_of(pid)
     die_with_parent(signal.SIGTERM, parent)
