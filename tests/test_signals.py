@@ -21,14 +21,19 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
+
 import yaml
 
 from conftest import SHARED_ARCHIVE
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import bad_input  # noqa: E402
 from smoke import tool_env
 from test_faults import _sql, running_runs, temporaries, tiny_project
 
@@ -87,16 +92,8 @@ def project_processes(workdir: Path) -> list[str]:
 
 
 def running_trials(workdir: Path) -> list[str]:
-    import optuna
-    from optuna.storages.journal import JournalFileBackend
-
-    journal = workdir / "studies" / "optuna.journal"
-    if not journal.exists():
-        return []
-    storage = optuna.storages.JournalStorage(JournalFileBackend(str(journal)))
-    return [f"{name} trial {t.number}" for name in optuna.study.get_all_study_names(storage)
-            for t in optuna.load_study(study_name=name, storage=storage).get_trials(
-                deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    """The RUNNING trials of the project's journal (tools/bad_input.py reads it the same way)."""
+    return bad_input.running_trials(workdir / "studies" / "optuna.journal")
 
 
 def _stage_tree(dvc: psutil.Process, script: str) -> tuple[psutil.Process | None, list]:

@@ -141,16 +141,10 @@ class TrackingServer:
     @contextlib.contextmanager
     def authenticated(self) -> Iterator[None]:
         """:attr:`credentials` in this process's environment for the block, then restored."""
-        saved = {key: os.environ.get(key) for key in self.credentials}
-        os.environ.update(self.credentials)
-        try:
+        from imdb_rnn.tracking.runs import environment
+
+        with environment(**self.credentials):
             yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
 
     def _auth_config(self) -> Path:
         """The basic-auth app's config (MLFLOW_AUTH_CONFIG_PATH); it holds no password."""
