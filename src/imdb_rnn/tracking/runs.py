@@ -272,8 +272,13 @@ def connect(params: MlflowParams, experiment: str | None = None) -> Experiment:
             client = MlflowClient(tracking_uri=uri)
             experiment_id = _ensure_experiment(client, experiment or params.experiment)
     except Exception as error:  # connection refused, bad URI, locked or corrupt database
-        raise PipelineError(f"MLflow tracking store {redact_url(uri)} is unreachable: "
-                            f"{type(error).__name__}: {_one_line(error, 300)}") from None
+        reason = _one_line(error, 300)
+        # A server that answers 401/403 is reachable: say what is wrong with the credentials.
+        problem = ("refused the credentials (set MLFLOW_TRACKING_USERNAME and "
+                   "MLFLOW_TRACKING_PASSWORD)" if re.search(r"\b40[13]\b", reason)
+                   else "is unreachable")
+        raise PipelineError(f"MLflow tracking store {redact_url(uri)} {problem}: "
+                            f"{type(error).__name__}: {reason}") from None
     experiment = Experiment(client, experiment_id, uri)
     recover_dead_runs(experiment)
     return experiment
