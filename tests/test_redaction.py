@@ -1,11 +1,11 @@
-"""Passwords of store URLs never reach what the pipeline writes (src/imdb_rnn/tracking/redaction.py)."""
+"""Passwords of store URLs never reach what the pipeline writes (src/imdb_rnn/redaction.py)."""
 
 from __future__ import annotations
 
 import pytest
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.tracking.redaction import redact_text, redact_url
+from imdb_rnn.redaction import redact_text, redact_url
 
 
 @pytest.mark.parametrize(("url", "expected"), [

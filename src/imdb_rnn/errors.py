@@ -8,6 +8,6 @@ class PipelineError(Exception):
     every password in it (a store URL's, one a library echoed) replaced by ``***``."""
 
     def __init__(self, message: str) -> None:
-        from imdb_rnn.tracking.redaction import redact_text
+        from imdb_rnn.redaction import redact_text
 
         super().__init__(redact_text(" ".join(str(message).split())))

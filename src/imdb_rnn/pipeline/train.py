@@ -18,7 +18,7 @@ from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, SUMMARY
                                TrainResult, fit, recipe_for)
 from imdb_rnn.tracking import models
 from imdb_rnn.tracking import runs as tracking
-from imdb_rnn.tracking.redaction import redact_url
+from imdb_rnn.redaction import redact_url
 
 
 @dataclass(frozen=True)

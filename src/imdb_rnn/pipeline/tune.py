@@ -50,7 +50,7 @@ from imdb_rnn.search import study as tuning
 from imdb_rnn.search.trial_data import TrialData
 from imdb_rnn.data import load_sequences
 from imdb_rnn.tracking import runs as tracking
-from imdb_rnn.tracking.redaction import redact_url
+from imdb_rnn.redaction import redact_url
 
 # How often the main run looks again while other workers still run trials of the study.
 WAIT_SECONDS = 5.0

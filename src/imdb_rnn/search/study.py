@@ -37,7 +37,7 @@ from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
-from imdb_rnn.tracking.redaction import redact_text, redact_url
+from imdb_rnn.redaction import redact_text, redact_url
 from imdb_rnn.config.params import (ChoiceDimension, ModelSection, Params, RangeDimension,
                                     TuneParams)
 

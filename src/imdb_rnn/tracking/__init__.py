@@ -1,2 +1,2 @@
-"""Tracking: the one module that talks to MLflow (``imdb_rnn.tracking.runs``), and the redaction
-of store URLs' passwords in whatever is written (``imdb_rnn.tracking.redaction``)."""
+"""Tracking: the one module that talks to MLflow (``imdb_rnn.tracking.runs``); store URLs are
+written only through ``imdb_rnn.redaction``."""

@@ -45,7 +45,7 @@ except ImportError:  # Windows: no lock needed for a single local process
 from imdb_rnn.config import MlflowParams, ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.process import Owner
-from imdb_rnn.tracking.redaction import redact_text, redact_url
+from imdb_rnn.redaction import redact_text, redact_url
 
 # Without this tag MLflow 3 opens an experiment in its GenAI view.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
