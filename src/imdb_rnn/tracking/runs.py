@@ -509,7 +509,7 @@ def run_params(params: Params, name: str, section: ModelSection | None = None) -
 # run, and runs of a dead worker can be closed by the next one.
 
 STUDY_TAG = "optuna_study"
-# Which storage the study lives in (tuning.storage_key: a digest of the storage, password
+# Which storage the study lives in (search.study.storage_key: a digest of the storage, password
 # left out, and the study's name): two storages may hold studies of one name (a scratch copy's
 # journal, another database), and each has its own parent run.
 STORAGE_TAG = "optuna_storage"
