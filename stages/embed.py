@@ -3,7 +3,6 @@
 import argparse
 from pathlib import Path
 
-from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
 from imdb_rnn.data.embed import (blas_coretype, build_embeddings, loaded_blas_kernels,
                                  pin_blas_kernel)
@@ -27,7 +26,9 @@ def main() -> None:
                                params.embed, args.out) | {"blas_coretype": pinned,
                                                           "blas_kernels_loaded": loaded_blas_kernels()}
     write_json(args.summary, summary)
-    print(f"embed: {describe(summary)}")
+    print(f"embed: {summary['vocabulary_with_vector']:,} of {summary['vocabulary']:,} words "
+          f"get {summary['dim']}-dim vectors from {summary['tokens']:,} tokens in "
+          f"{summary['seconds']:.0f} s -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
-from imdb_rnn.cli import describe
 from imdb_rnn.pipeline.evaluate import evaluate
 from imdb_rnn.evaluation.metrics import EvaluationPaths
 
@@ -23,7 +22,9 @@ def main() -> None:
     params = load_params(args.params)
     result = evaluate(params, args.name, args.model_dir, args.data,
                       EvaluationPaths(args.metrics, args.roc, args.predictions))
-    print(f"evaluate@{args.name}: {describe(result)}")
+    print(f"evaluate@{args.name}: test accuracy {result['accuracy']:.2%}, ROC AUC "
+          f"{result['roc_auc']:.4f} on {result['reviews']:,} reviews "
+          f"({result['reviews_per_second']:,.0f} reviews/s)")
 
 
 if __name__ == "__main__":

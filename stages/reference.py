@@ -5,7 +5,6 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
-from imdb_rnn.cli import describe
 from imdb_rnn.pipeline.reference import reference
 
 
@@ -20,7 +19,8 @@ def main() -> None:
     args = parser.parse_args()
     results = reference(load_params(args.params), args.table, args.reports, args.predictions)
     for name, result in results.items():
-        print(f"reference/{name}: {describe(result)}")
+        print(f"reference/{name}: test accuracy {result['accuracy']:.2%}, ROC AUC "
+              f"{result['roc_auc']:.4f} on {result['reviews']:,} reviews")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
-from imdb_rnn.cli import describe
 from imdb_rnn.pipeline.train import TrainPaths, train
 
 
@@ -21,7 +20,9 @@ def main() -> None:
     params = load_params(args.params)
     summary = train(params, args.name,
                     TrainPaths(args.data, args.model_dir, args.history, args.metrics))
-    print(f"train@{args.name}: {describe(summary)}")
+    print(f"train@{args.name}: {summary['epochs']} epochs in {summary['train_seconds']:.0f} s, "
+          f"kept epoch {summary['best_epoch']} (validation accuracy "
+          f"{summary['best_val_accuracy']:.2%}) -> {args.model_dir}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ A worker only runs trials; the DVC stage writes the results.
 import argparse
 from pathlib import Path
 
-from imdb_rnn.cli import describe
 from imdb_rnn.cli import stage_main
 from imdb_rnn.evaluation.metrics import EvaluationPaths
 from imdb_rnn.config.params import load_params
@@ -65,7 +64,12 @@ def main() -> None:
                       EvaluationPaths(args.metrics, args.roc, args.predictions),
                       args.checkpoints, baseline)
     summary = tune(params, args.study, paths)
-    print(f"tune@{args.study}: {describe(summary)}")
+    best = ("the baseline" if summary["best_is_baseline"]
+            else f"trial {summary['best_trial']}")
+    print(f"tune@{args.study}: {summary['trials_complete']} trials complete, "
+          f"{summary['trials_pruned']} pruned in {summary['wall_seconds']:.0f} s; best {best} "
+          f"(validation accuracy {summary['best_val_accuracy']:.2%}), test accuracy "
+          f"{summary['test_accuracy']:.2%}")
 
 
 if __name__ == "__main__":

@@ -177,3 +177,22 @@ def test_an_unknown_blas_kernel_is_named_and_null_pins_nothing(monkeypatch):
         pin_blas_kernel("Preskott")
     assert pin_blas_kernel(None) is None and os.environ["OPENBLAS_CORETYPE"] == "Haswell"
     assert blas_coretype(embed_params()) == DEFAULT_BLAS_CORETYPE  # the field's default
+
+
+def test_gensims_false_dot_product_errors_are_dropped_and_every_other_line_kept(capsys):
+    """gensim 4.4 (Cython 3) reports a dot product of exactly -1.0 as an error it does not
+    raise: CPython's default hook prints one "Exception ignored in" line per occurrence. The
+    same call, made here through the C API, is dropped while word2vec trains; other lines pass."""
+    import ctypes
+
+    from imdb_rnn.data import embed
+
+    with embed.quiet_gensim_dot() as quiet:
+        ctypes.pythonapi.PyErr_WriteUnraisable(
+            ctypes.py_object("gensim.models.word2vec_inner.our_dot_float"))
+        ctypes.pythonapi.PyErr_WriteUnraisable(ctypes.py_object("something.else"))
+        print("a line of its own", file=sys.stderr)
+    err = capsys.readouterr().err
+    assert quiet.dropped == 1
+    assert "our_dot_float" not in err
+    assert "Exception ignored in: 'something.else'" in err and "a line of its own\n" in err

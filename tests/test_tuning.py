@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -271,7 +272,7 @@ def _journal_study(tmp_path: Path, name: str = "s") -> optuna.Study:
                                sampler=optuna.samplers.RandomSampler(seed=1))
 
 
-def test_n_trials_counts_finished_trials_over_every_run(tmp_path):
+def test_n_trials_counts_finished_trials_over_every_run(tmp_path, capsys):
     def objective(trial):
         x = trial.suggest_float("x", 0, 1)
         if trial.number % 3 == 2:
@@ -287,6 +288,14 @@ def test_n_trials_counts_finished_trials_over_every_run(tmp_path):
     assert more.ran == 3
     counts = tuning.counts(_journal_study(tmp_path))
     assert counts["complete"] + counts["pruned"] == 7 and counts["pruned"] == 2
+    # One short line per trial: its place among n_trials, what is left, no Optuna INFO lines.
+    out = capsys.readouterr()
+    lines = out.out.splitlines()
+    assert len(lines) == 7 and all(len(line) <= 120 for line in lines), lines
+    assert re.search(r": trial 1 val_accuracy 0\.\d{4} in \d+ s \(2/4 finished, 2 left: about "
+                     r"\d+ s at this worker's pace\); x=0\.\d+$", lines[1]), lines[1]
+    assert "(7/7 finished);" in lines[-1] and "pruned" in lines[5], lines
+    assert optuna.logging.get_verbosity() == optuna.logging.WARNING  # Optuna's INFO: off
 
 
 @pytest.mark.parametrize("sampler", ["random", "tpe"])

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.abc
 import importlib.machinery
-import json
 import os
 import re
 import signal
@@ -257,12 +256,6 @@ def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
             raise
         say_error(disk_full_message(error))
         sys.exit(1)
-
-
-def describe(result: dict) -> str:
-    """One line of a result for the terminal."""
-    return json.dumps({k: (round(v, 4) if isinstance(v, float) else v)
-                       for k, v in result.items() if not isinstance(v, dict)})
 
 
 def _is_worker() -> bool:

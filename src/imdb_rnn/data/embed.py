@@ -10,13 +10,16 @@ and ``reports/embed.json`` says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
 import sys
 import tarfile
+import threading
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -138,6 +141,54 @@ def pin_blas_kernel(coretype: str | None) -> str | None:
     return coretype
 
 
+# gensim 4.4's compiled inner loop declares its float dot product (through SciPy's BLAS) as
+# ``except -1`` (Cython 3): a dot product of exactly -1.0 is taken for an error that is not
+# there, and Python's default hook prints this line for each one, with nothing else.
+GENSIM_DOT_NOISE = "Exception ignored in: 'gensim.models.word2vec_inner.our_dot_float'"
+
+
+class _DroppedLines:
+    """``sys.stderr`` while word2vec trains: lines equal to ``line`` are counted, not shown;
+    everything else is written on, a whole line at a time."""
+
+    def __init__(self, stream: Any, line: str) -> None:
+        self.stream, self.line, self.dropped = stream, line, 0
+        self._pending = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            *lines, self._pending = self._pending.split("\n")
+            for line in lines:
+                if line == self.line:
+                    self.dropped += 1
+                else:
+                    self.stream.write(line + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self.stream.write(self._pending)
+                self._pending = ""
+            self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def quiet_gensim_dot() -> Iterator[_DroppedLines]:
+    quiet = _DroppedLines(sys.stderr, GENSIM_DOT_NOISE)
+    sys.stderr = quiet
+    try:
+        yield quiet
+    finally:
+        sys.stderr = quiet.stream
+        quiet.flush()
+
+
 def train_word2vec(texts: Sequence[str], params: EmbedParams, vocabulary: Sequence[str]
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Train word2vec on standardised ``texts``; vectors of the vocabulary's words.
@@ -148,10 +199,11 @@ def train_word2vec(texts: Sequence[str], params: EmbedParams, vocabulary: Sequen
     from gensim.models import Word2Vec
 
     sentences = [text.split() for text in texts]
-    model = Word2Vec(sentences, vector_size=params.dim, window=params.window,
-                     min_count=params.min_count, sg=int(params.algorithm == "skipgram"),
-                     epochs=params.epochs, seed=params.seed, workers=params.workers,
-                     hashfxn=_stable_hash)
+    with quiet_gensim_dot():
+        model = Word2Vec(sentences, vector_size=params.dim, window=params.window,
+                         min_count=params.min_count, sg=int(params.algorithm == "skipgram"),
+                         epochs=params.epochs, seed=params.seed, workers=params.workers,
+                         hashfxn=_stable_hash)
     vectors = np.zeros((len(vocabulary), params.dim), dtype=np.float32)
     found = np.zeros(len(vocabulary), dtype=bool)
     for i, word in enumerate(vocabulary):

@@ -41,6 +41,10 @@ from imdb_rnn.redaction import redact_text, redact_url
 from imdb_rnn.config.params import (ChoiceDimension, ModelSection, Params, RangeDimension,
                                     TuneParams)
 
+# Optuna's INFO lines ("A new study created in Journal ...", "Trial 3 finished with value ...",
+# in colour) would repeat what the loop below prints, once per trial and worker: warnings only.
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
 STORAGE_ENV = "IMDB_TUNE_STORAGE"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # Heartbeat of RDB storages: every worker records one for its running trial every
@@ -600,6 +604,16 @@ def _tell(study: optuna.Study, trial: optuna.Trial, url: str | None, *args: Any,
         raise
 
 
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
+
+
+def _compact(values: Mapping[str, Any]) -> str:
+    """A trial's values on one short line: ``units=37 dropout=0.433 ...``."""
+    return " ".join(f"{k}={float(f'{v:.3g}') if isinstance(v, float) else v}"
+                    for k, v in values.items())
+
+
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *,
                n_trials: int, timeout: float | None,
                before_trial: Callable[[], object] | None = None,
@@ -651,5 +665,12 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             _tell(study, trial, storage_url, value)
             outcome = f"val_accuracy {value:.4f}"
         ran += 1
-        print(f"{study.study_name}: trial {trial.number} {outcome} in "
-              f"{time.perf_counter() - started:.0f} s {trial.params}", flush=True)
+        now = time.perf_counter()
+        finished = counts(study)
+        done = finished["complete"] + finished["pruned"]
+        left = max(0, n_trials - done)
+        pace = (now - start) / ran
+        estimate = (f", {left} left: about {_minutes(pace * left)} at this worker's pace"
+                    if left else "")
+        print(f"{study.study_name}: trial {trial.number} {outcome} in {now - started:.0f} s "
+              f"({done}/{n_trials} finished{estimate}); {_compact(trial.params)}", flush=True)
