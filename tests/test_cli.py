@@ -131,3 +131,31 @@ def test_an_unknown_registered_model_is_one_line(tmp_path):
     MlflowClient(f"sqlite:///{tmp_path}/mlflow.db").search_experiments()  # an empty store
     line = _one_line_error(_predict("models:/nothing@champion", "a fine film", cwd=tmp_path))
     assert "models:/nothing@champion: cannot load the model from sqlite:///mlflow.db" in line
+
+
+@pytest.mark.parametrize("entry", ["predict", "reproduce"])
+def test_help_answers_without_importing_tensorflow(entry):
+    """``imdb-predict --help`` and ``imdb-reproduce --help`` answer before TensorFlow loads
+    (its import takes seconds); the full help is printed."""
+    code = textwrap.dedent(f"""
+        import sys
+        from imdb_rnn import commands
+        sys.argv = ["imdb-{entry}", "--help"]
+        try:
+            commands.{entry}()
+        except SystemExit as stop:
+            assert stop.code == 0, stop.code
+        assert "tensorflow" not in sys.modules and "keras" not in sys.modules
+        print("checked", file=sys.stderr)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and "checked" in done.stderr, done.stderr
+    assert f"usage: imdb-{entry}" in done.stdout
+
+
+def test_imdb_reproduces_preset_names_are_the_presets():
+    from imdb_rnn.reproductions.arguments import PRESET_NAMES
+    from imdb_rnn.reproductions.presets import PRESETS
+
+    assert PRESET_NAMES == tuple(PRESETS)

@@ -32,9 +32,6 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     """``imdb-predict MODEL_DIR [TEXT ...]``: one line per review: probability, label, text."""
     import argparse
 
-    import_quietly("tensorflow")
-    from imdb_rnn.modeling.predict import Predictor
-
     parser = argparse.ArgumentParser(prog="imdb-predict", description=PREDICT_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a trained model folder (models/lstm) or an MLflow model "
@@ -42,7 +39,10 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("texts", nargs="*", help="reviews; none: read one per line from stdin")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability from which a review is called positive (default 0.5)")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv)  # --help answers before TensorFlow's seconds of import
+    import_quietly("tensorflow")
+    from imdb_rnn.modeling.predict import Predictor
+
     if args.texts:
         texts = _checked_reviews(_checked_arguments(args.texts), "review argument {}")
     else:
@@ -124,6 +124,13 @@ def predict() -> None:
 
 def reproduce() -> None:
     """Console entry point ``imdb-reproduce``."""
-    from imdb_rnn.reproductions.reproduce import main
+    from imdb_rnn.reproductions import arguments
 
-    stage_main(lambda: main(sys.argv[1:]), stage=False)
+    def run() -> None:
+        # --help and a wrong argument answer at once; the presets' Keras code loads after.
+        arguments.parser().parse_args(sys.argv[1:])
+        from imdb_rnn.reproductions.reproduce import main
+
+        main(sys.argv[1:])
+
+    stage_main(run, stage=False)

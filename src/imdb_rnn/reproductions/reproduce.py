@@ -1,20 +1,8 @@
-"""Run a classic preset the classic way, over a few seeds, beside its published number.
-
-    imdb-reproduce small_vocab_four                  # seeds 1 2 3, data from data/vectorized
-    imdb-reproduce nlpia_simplernn --vectors GoogleNews-vectors.txt
-    imdb-reproduce nlpia_simplernn --word2vec      # 300-d word2vec trained here, as embed does
-    imdb-reproduce elman_xor
-
-The classic way: every review cut and padded at the front to ``maxlen`` as one NumPy array,
-``model.fit`` with Keras' defaults (shuffled batches, ``validation_data`` held out of the
-training reviews). Each variant and seed is one MLflow run (experiment ``imdb-reproductions``);
-``reports/reproductions/PRESET.json`` keeps the results and ``reports/reproductions.md`` is
-rebuilt from every preset's file.
-"""
+"""Run a classic preset the classic way, over a few seeds, beside its published number
+(the command ``imdb-reproduce``: its usage is arguments.DESCRIPTION)."""
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from collections.abc import Sequence
@@ -30,6 +18,7 @@ from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import classification_metrics
 from imdb_rnn.io import read_json, write_json, write_text
 from imdb_rnn.modeling import Arrays, InputShape, Recipe, fit, predict_probabilities
+from imdb_rnn.reproductions import arguments
 from imdb_rnn.reproductions.presets import PRESETS, Preset, Variant, get_preset
 from imdb_rnn.tracking import runs as tracking
 
@@ -314,26 +303,8 @@ def write_reports(result: dict, out_dir: Path, table: Path) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="imdb-reproduce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("preset", help=f"one of: {', '.join([*PRESETS, 'elman_xor'])}")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--data", type=Path, default=Path("data/vectorized"),
-                        help="vectorized data (dvc repro vectorize)")
-    parser.add_argument("--vectors", type=Path, help="word2vec/GloVe text file (NLPIA presets)")
-    parser.add_argument("--word2vec", action="store_true",
-                        help="train word2vec vectors of the preset's size on the training "
-                             "and unlabeled reviews, as the embed stage does, and use them")
-    parser.add_argument("--trainable", action="store_true", help="fine-tune the --vectors")
-    parser.add_argument("--archive", type=Path, default=Path("data/raw/aclImdb.tar.gz"),
-                        help="fetched archive, for --word2vec's unlabeled reviews")
-    parser.add_argument("--reviews", type=Path, default=Path("data/prepared/reviews.parquet"),
-                        help="preprocessed reviews table, for --word2vec")
-    parser.add_argument("--out", type=Path, default=Path("reports/reproductions"))
-    parser.add_argument("--table", type=Path, default=Path("reports/reproductions.md"))
-    args = parser.parse_args(argv)
-    if args.preset == "elman_xor":
+    args = arguments.parser().parse_args(argv)
+    if args.preset == arguments.XOR:
         if args.vectors or args.word2vec:
             raise PipelineError("elman_xor has no embedding: --vectors and --word2vec do not apply")
         result = reproduce_xor(args.seeds)
