@@ -85,6 +85,9 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run(["dvc", "init", "-q"], root)
     for name in (".dvcignore", ".gitignore"):  # after init, which writes its own .dvcignore
         shutil.copy(ROOT / name, root / name)
+    # dvc.yaml's plot templates and the offline page `dvc plots show` fills (as in a clone)
+    shutil.copytree(ROOT / ".dvc" / "plots", root / ".dvc" / "plots")
+    run(["dvc", "config", "plots.html_template", "plots/offline.html"], root)
     run(["dvc", "repro"], root)
     return root
 
@@ -224,7 +227,9 @@ def test_dvc_understands_metrics_and_plots(project):
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert metrics  # DVC parsed every metrics file
     run(["dvc", "plots", "show", "-o", "plots_html"], project)
-    assert (project / "plots_html" / "index.html").is_file()
+    page = (project / "plots_html" / "index.html").read_text()
+    # the three all-model charts on the offline page (tests/test_plots.py renders it)
+    assert page.count("vegaEmbed(") >= 3 and "cdn.jsdelivr" not in page
 
 
 def test_second_repro_does_nothing(project):
