@@ -17,7 +17,7 @@ import plots_page
 from imdb_rnn.layout import Reports, tuned_name
 
 CHARTS = ("Validation accuracy per epoch, every model", "ROC on the test split, every model",
-          "Test accuracy per model (95% bootstrap interval)")
+          "Test accuracy per model (mean over training seeds, 95% interval)")
 
 
 def top_level_plots() -> dict[str, dict | None]:

@@ -127,7 +127,7 @@ def no_network_prefix() -> tuple[str, ...]:
     return ()
 
 
-def open_offline(page: Path, *, screenshot: Path | None = None, size: str = "1280,900",
+def open_offline(page: Path, *, screenshot: Path | None = None, size: str = "1440,900",
                  wait_ms: int = 15000) -> str:
     """The DOM of ``page`` after its scripts ran in headless Chromium without network access
     (and its screenshot, when asked)."""
@@ -173,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="compare with --out instead of writing it")
     parser.add_argument("--screenshot", type=Path, default=None,
                         help="run `dvc plots show` here and save its page as this PNG")
-    parser.add_argument("--size", default="1280,900", help="the browser window, WIDTH,HEIGHT")
+    parser.add_argument("--size", default="1440,900", help="the browser window, WIDTH,HEIGHT")
     args = parser.parse_args(argv)
     if args.screenshot is not None:
         with tempfile.TemporaryDirectory() as out:
