@@ -8,19 +8,22 @@ journals, broken copies of params.yaml, and a scratch DVC project for two ``dvc 
 once. Then runs each case once, for real, as one ``bash -c`` command line, and records its exit
 code, stdout, stderr, the files it left (sha256 of its folder before and after) and the MLflow
 store (runs, RUNNING runs and experiments, read with sqlite3), and writes them as a markdown
-table with an automatic summary at the top.
+table with an automatic summary at the top. Group 7 stops stages in the middle (Ctrl-C, a full
+disk).
 
     python tools/bad_input.py                              # all cases -> reports/bad_input.md
     python tools/bad_input.py --only 2 --out /tmp/bad.md   # the imdb-predict cases only
 
 A failure case passes when it exits non-zero with exactly one stderr line, starting ``error: ``
 (a params message: at most 200 characters after it), no traceback, empty stdout, nothing new,
-removed or changed on disk, and no new MLflow run or experiment and none RUNNING; a control
-case passes when it exits 0. Two ``dvc repro`` at once is checked on DVC's own lock message
-instead: its ERROR line names the busy output, and the workspace is unchanged. Exit 1 when a
-case is flagged. Nothing in the repository is written but ``--out``; the scratch folder (a
-fresh temporary one, removed afterwards, unless ``--work`` names one to keep) is where the
-cases run.
+removed or changed on disk, no new MLflow run or experiment and none RUNNING, and, when its
+command puts a password in a store URL, that password nowhere in its output (it reads ``***``);
+a stage stopped in the middle (group 7) may print its progress and has started its MLflow run,
+which must end FAILED, never RUNNING; a control case passes when it exits 0. Two ``dvc
+repro`` at once is checked on DVC's own lock message instead: its ERROR line names the busy
+output, and the workspace is unchanged. Exit 1 when a case is flagged. Nothing in the
+repository is written but ``--out``; the scratch folder (a fresh temporary one, removed
+afterwards, unless ``--work`` names one to keep) is where the cases run.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ FF_SPACE = {"maxlen": {"low": 10, "high": 30, "step": 10},
             "learning_rate": {"low": 0.001, "high": 0.03, "log": True}}
 
 PARAMS_MESSAGE_LIMIT = 200
+SECRET = "pw-s3cret"  # the password of the store URLs of groups 3 and 5: no output may show it
 DVC_SLEEP = 20  # seconds the first `dvc repro` holds its lock
 
 
@@ -313,6 +317,7 @@ class Row:
     expect_ok: bool
     m_before: Store | None
     m_after: Store | None
+    secret: str | None = None  # a password the command passes, which no output may show
     problems: list[str] = field(default_factory=list)
     note: str = ""  # what the verdict says when the case passes
 
@@ -340,6 +345,8 @@ def check(row: Row) -> list[str]:
         problems.append(f"message over {PARAMS_MESSAGE_LIMIT} chars")
     if "Traceback" in row.stderr:
         problems.append("traceback")
+    if row.secret and (row.secret in row.stderr or row.secret in row.stdout):
+        problems.append("password shown")
     stopped = row.group.startswith("7")  # stopped in the middle: its progress is on stdout
     if row.stdout and not stopped:
         problems.append("stdout not empty")
@@ -396,9 +403,12 @@ class Runner:
 
     def case(self, group: str, what: str, command: str, folder: str, expect_ok: bool = False,
              watch: tuple[str, ...] = (), absent: tuple[str, ...] = (),
-             skip_dirs: tuple[str, ...] = (".git",), db: str = "proj/mlflow.db") -> Row:
+             skip_dirs: tuple[str, ...] = (".git",), db: str = "proj/mlflow.db",
+             secret: str | None = None, verdict_here: bool = True) -> Row:
         """Run ``command`` from the scratch folder; compare ``folder``, the files ``watch`` and
-        the MLflow store ``db`` before and after; the paths ``absent`` must not exist after."""
+        the MLflow store ``db`` before and after; the paths ``absent`` must not exist after;
+        ``secret`` (a password in the command) must not be in its output. ``verdict_here``:
+        print the verdict now (False: the caller checks the case its own way, and prints)."""
         root, store = self.work / folder, self.work / db
         before, m_before = snapshot(root, skip_dirs), mlflow_state(store)
         watched = {w: sha256(self.work / w) for w in watch}
@@ -425,11 +435,12 @@ class Runner:
                   stderr=result.stderr.decode("utf-8", "backslashreplace").rstrip("\n"),
                   left=left, disk_changed=changed, mlflow=mlflow_diff(m_before, m_after),
                   seconds=round(seconds, 1), expect_ok=expect_ok, m_before=m_before,
-                  m_after=m_after)
+                  m_after=m_after, secret=secret)
         row.problems = check(row)
         self.rows.append(row)
-        print(f"[{len(self.rows)}: {row.verdict}] {what}: rc={row.rc} "
-              f"{self.shown(row.stderr)[-300:]!r}", flush=True)
+        if verdict_here:
+            print(f"[{len(self.rows)}: {row.verdict}] {what}: rc={row.rc} "
+                  f"{self.shown(row.stderr)[-300:]!r}", flush=True)
         return row
 
 
@@ -554,12 +565,16 @@ def storage_cases(r: Runner) -> None:
            "cd proj && IMDB_TUNE_STORAGE=journal:$IN/cut.journal "
            "python $S/tune.py --study ff_random --worker", "proj",
            watch=("inputs/cut.journal",))
-    r.case("3 Optuna storage", "unreachable RDB, bare URL (postgresql://)",
-           "cd proj && IMDB_TUNE_STORAGE=postgresql://u:p@127.0.0.1:1/x "
-           "python $S/tune.py --study ff_random $TUNE_OUT", "proj")
-    r.case("3 Optuna storage", "unreachable RDB, URL with the driver (postgresql+psycopg2://)",
-           "cd proj && IMDB_TUNE_STORAGE=postgresql+psycopg2://u:p@127.0.0.1:1/x "
-           "python $S/tune.py --study ff_random $TUNE_OUT", "proj")
+    for url, what in (
+            (f"postgresql://u:{SECRET}@127.0.0.1:1/x", "bare URL (postgresql://)"),
+            (f"postgresql+psycopg2://u:{SECRET}@127.0.0.1:1/x",
+             "URL with the driver (postgresql+psycopg2://)"),
+            (f"'postgresql://u@127.0.0.1:1/x?password={SECRET}'",
+             "password as a query parameter (?password=)")):
+        r.case("3 Optuna storage", f"unreachable RDB, {what}; the password {SECRET} must "
+               "not be shown",
+               f"cd proj && IMDB_TUNE_STORAGE={url} "
+               "python $S/tune.py --study ff_random $TUNE_OUT", "proj", secret=SECRET)
 
 
 def params_cases(r: Runner) -> None:
@@ -593,9 +608,10 @@ def other_cases(r: Runner) -> None:
            "--out data/vectorized --summary reports/vectorize.json", "pp")
     r.case("5 other", "missing params file",
            "cd predict && python $S/preprocess.py --archive $IN/good.tar.gz $PP_OUT", "predict")
-    r.case("5 other", "unreachable MLflow tracking store (train stage)",
-           "cd proj && MLFLOW_TRACKING_URI=http://127.0.0.1:1 "
-           "python $S/train.py --name ff $TRAIN_OUT", "proj")
+    r.case("5 other", "unreachable MLflow tracking store, its URL with a user and password "
+           f"(train stage); the password {SECRET} must not be shown",
+           f"cd proj && MLFLOW_TRACKING_URI=http://u:{SECRET}@127.0.0.1:1 "
+           "python $S/train.py --name ff $TRAIN_OUT", "proj", secret=SECRET)
     r.case("5 other", "unreachable MLflow tracking store (reference stage)",
            "cd proj && MLFLOW_TRACKING_URI=http://127.0.0.1:1 python $S/reference.py "
            "--table data/prepared/reviews.parquet --reports reports/evaluate "
@@ -630,7 +646,7 @@ def dvc_lock_case(r: Runner) -> None:
                      "this case is checked for: DVC's ERROR line names the busy output and the "
                      "workspace is unchanged",
                      "cd dvc && dvc repro", "dvc", skip_dirs=(".git", ".dvc/tmp"),
-                     db="dvc/mlflow.db")
+                     db="dvc/mlflow.db", verdict_here=False)
         tmp_after = {p.name: p.read_bytes() for p in tmp.iterdir() if p.is_file()}
         alive = first.poll() is None
         first.wait(timeout=DVC_SLEEP + 120)
@@ -656,8 +672,8 @@ def dvc_lock_case(r: Runner) -> None:
         problems.append("the first repro did not finish its stage")
     row.problems = problems
     row.note = "DVC's one ERROR line names the busy output; workspace unchanged"
-    print(f"[{len(r.rows)}: {row.verdict}] (DVC's own lock message, checked as such)",
-          flush=True)
+    print(f"[{len(r.rows)}: {row.verdict}] two dvc repro at once: rc={row.rc} "
+          f"{r.shown(row.stderr)[-300:]!r}", flush=True)
     rewritten = [f"{k}: {tmp_before.get(k, b'(absent)')!r}->{v!r}" for k, v in tmp_after.items()
                  if tmp_before.get(k) != v]
     row.left += (" outside .dvc/tmp (no out.txt, no dvc.lock); DVC's own lock files in "
@@ -824,8 +840,9 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         "single `error: ...` line that says what is wrong, and leave nothing behind. The "
         "groups: 1 hostile or unusual archive members (preprocess), 2 `imdb-predict` on bad "
         "text and damaged models, 3 corrupt Optuna journals and unreachable study storages "
-        "(tune), 4 typos and bad values in params.yaml, 5 other bad inputs (corrupt "
-        "archives, wrong checksum, missing files, unreachable MLflow), 6 two `dvc repro` at "
+        "(tune), 4 typos, bad values, sizes over their bounds and non-finite numbers in "
+        "params.yaml, 5 other bad inputs (corrupt archives, wrong checksum, missing files, "
+        "unreachable MLflow), 6 two `dvc repro` at "
         "once, 7 a stage stopped in the middle (Ctrl-C in train and in tune with its worker "
         "process, a full disk while the model is saved: here the stage's MLflow run, started "
         "before the stop, must end FAILED, never RUNNING).",
@@ -850,11 +867,16 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         f"starting `error: ` (in group 4, at most {PARAMS_MESSAGE_LIMIT} characters after it); "
         "there is no `Traceback`; stdout is empty; nothing is new, removed or changed in its "
         "folder or in the input files it names; and the MLflow store has no new run, no new "
-        "experiment and no RUNNING run. A control case passes when it exits 0. The case of "
-        "group 6 (two `dvc repro` at once) gets DVC's own lock message, 4 lines by DVC's design, "
-        "so it is "
-        "checked instead for: DVC's ERROR line names the busy output and the workspace is "
-        "unchanged (while the first `dvc repro` holds the lock, and then finishes).",
+        "experiment and no RUNNING run. Where the command puts a password in a store URL "
+        f"(`{SECRET}`, in groups 3 and 5), that password must appear in neither stderr nor "
+        "stdout: the error line shows `***` in its place. A control case passes when it exits "
+        "0. The case of group 6 (two `dvc repro` at once) gets DVC's own lock message, 4 lines "
+        "by DVC's design, so it is checked instead for: DVC's ERROR line names the busy output "
+        "and the workspace is unchanged (while the first `dvc repro` holds the lock, and then "
+        "finishes). The stages of group 7 are stopped after they started: they may have "
+        "printed their progress on stdout, and their MLflow run (and tune's experiment) may be "
+        "new, but no run may be left RUNNING (each ends FAILED), nor any Optuna trial; the "
+        "other checks apply as above.",
         "",
         "Every case starts from one scratch folder, rebuilt from scratch on each run: tiny "
         "synthetic inputs, and a tiny project trained by the real stages. Commands are run "
@@ -874,7 +896,14 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         "set up by the real stages preprocess -> vectorize -> train@ff; `$W/pp`: a project "
         "with params.yaml only, for the archive cases; `$W/predict`: an empty folder; "
         "`$W/params/CASE`: a broken copy of the repository's params.yaml each; `$W/fetch`: "
-        "params.yaml with a wrong `fetch.local_sha256`; `$W/dvc`: a one-stage DVC project.",
+        "params.yaml with a wrong `fetch.local_sha256`; `$W/dvc`: a one-stage DVC project; "
+        "`$W/stop`: the tiny project with a 400-epoch model `ff_long` and a study `ff_stop` of "
+        "6 trials of 200 epochs on 2 worker processes (long enough to be stopped in the "
+        "middle), its data a link to `$W/proj/data`; `STOP_JOURNAL=journal:$W/journals/"
+        "stop.journal`: that study's storage; `$IN/ctrl_c.py`: starts the command in its own "
+        "process group and, once its MLflow run is RUNNING (and, for tune, its worker process "
+        "has started), sends SIGINT to the group as a terminal's Ctrl-C does; `$W/disk`: a "
+        "4 KiB tmpfs.",
         "- *Left on disk*: the sha256 of every file in the folder the command changes into, "
         "before and after, plus the sha256 of the input files the case names and the paths "
         "that must not appear. *MLflow*: runs in `$W/proj/mlflow.db` before->after, and "
