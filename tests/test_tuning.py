@@ -784,3 +784,18 @@ def test_the_parent_run_says_resumed_only_after_an_earlier_stage_run_ended(tmp_p
     work(params, "ff_random", data)
     assert client.get_run(parent.id).data.tags["status_note"] == "resumed after FAILED"
     assert client.get_run(parent.id).info.status == "RUNNING"
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), SystemExit(143)])
+def test_a_stopped_trial_is_failed_without_a_line_of_its_own(tmp_path, capsys, stop):
+    """Ctrl-C or SIGTERM in a trial: the trial ends FAIL, and the stage's one `error:` line is
+    all that is said (no "trial 0 failed: " with nothing after it)."""
+    def objective(trial):
+        raise stop
+
+    study = _journal_study(tmp_path)
+    with pytest.raises(type(stop)):
+        tuning.run_trials(study, objective, n_trials=3, timeout=None)
+    (trial,) = study.get_trials()
+    assert trial.state == TrialState.FAIL
+    assert "failed" not in capsys.readouterr().out

@@ -656,9 +656,11 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             outcome = "pruned"
         except BaseException as error:
             # A store's failure is the stage's one error line; anything else is told here too.
+            # A stop (Ctrl-C, SIGTERM) is the stage's own one line: nothing to add here.
             if _record_failure(study, trial, error, storage_url) and not isinstance(
-                    error, (*STORAGE_ERRORS, PipelineError)):
-                print(redact_text(f"{study.study_name}: trial {trial.number} failed: {error}"),
+                    error, (*STORAGE_ERRORS, PipelineError, KeyboardInterrupt, SystemExit)):
+                reason = str(error) or type(error).__name__
+                print(redact_text(f"{study.study_name}: trial {trial.number} failed: {reason}"),
                       flush=True)
             raise
         else:
