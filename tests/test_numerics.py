@@ -167,6 +167,12 @@ def test_the_profile_and_outside_paths_become_settings():
         {"fetch": {"local_archive": "../shared/a.tar.gz"}, "embed": {"unlabeled_archive": None}})
     assert settings == [(["fetch", "local_archive"],
                          str((numerics_rerun.ROOT / "../shared/a.tar.gz").resolve()))]
+    # A clone beside the repository finds ../shared as written: left alone.
+    beside = numerics_rerun.ROOT.parent / "numerics-HEAD-default"
+    assert numerics_rerun.outside_paths_absolute(
+        {"fetch": {"local_archive": "../shared/a.tar.gz"}}, beside) == []
+    assert numerics_rerun.outside_paths_absolute(
+        {"fetch": {"local_archive": "../shared/a.tar.gz"}}, Path("/elsewhere/deep/clone")) != []
 
 
 def test_bad_arguments_are_refused_before_anything_is_cloned(tmp_path: Path):

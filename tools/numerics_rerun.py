@@ -84,14 +84,19 @@ def numerics_changes(numerics: str, params: dict, embed_pins: bool, blas_coretyp
     return env, []  # an embed stage without a pin takes OPENBLAS_CORETYPE as it is
 
 
-def outside_paths_absolute(params: dict) -> list[tuple[list[str], object]]:
+def outside_paths_absolute(params: dict, folder: Path | None = None
+                           ) -> list[tuple[list[str], object]]:
     """Settings that make the params naming files outside the project absolute (resolved from
-    this workspace), so a clone anywhere finds the same offline archives."""
+    this workspace), so a clone anywhere finds the same offline archives. A path that already
+    names the same file from the clone's ``folder`` (a clone beside this repository) is left
+    as written, so the run's dvc.lock records the params as params.yaml has them."""
     settings: list[tuple[list[str], object]] = []
     for section, key in OUTSIDE_PATHS:
         value = (params.get(section) or {}).get(key)
         if isinstance(value, str) and not Path(value).is_absolute():
-            settings.append(([section, key], str((ROOT / value).resolve())))
+            here = (ROOT / value).resolve()
+            if folder is None or (folder / value).resolve() != here:
+                settings.append(([section, key], str(here)))
     return settings
 
 
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         params = yaml.safe_load((folder / "params.yaml").read_text(encoding="utf-8"))
         env, settings = numerics_changes(args.numerics, params, embed_pins_kernel(folder),
                                          args.blas_coretype, args.onednn_isa)
-        settings = (profile_setting(args.profile, params) + outside_paths_absolute(params)
+        settings = (profile_setting(args.profile, params) + outside_paths_absolute(params, folder)
                     + settings + user_settings)
         apply_settings(folder / "params.yaml", settings)
         args.out.mkdir(parents=True, exist_ok=True)
