@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import secrets
 import tarfile
 from pathlib import Path
 
@@ -71,6 +72,12 @@ def imdb_slice(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # --- real servers on localhost (tests/test_servers.py; tools/servers.py) -------------------
 
+# The tracking server's admin password, which the pipeline's stages authenticate with: a sentinel
+# (test_servers.py searches everything the DAG wrote for it), unique to this session, with
+# characters that URL-encoding changes. In memory only, as tools/servers.py keeps it.
+TRACKING_PASSWORD = "sntl" + secrets.token_hex(12) + "/p@ss:w%rd+ &?#="
+
+
 @pytest.fixture(scope="session")
 def postgres():
     """A real PostgreSQL server (Debian's postgresql; .ci/run installs it), skipped without."""
@@ -88,14 +95,16 @@ def postgres():
 @pytest.fixture(scope="session")
 def tracking_server(postgres, tmp_path_factory):
     """``mlflow server`` as the README runs it: MLflow's basic-auth app, on 127.0.0.1 only,
-    ``--allowed-hosts`` its own address, an admin password generated for the session (never
-    written anywhere). Its users get the credentials through the environment
-    (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, read by MLflow's client here and
-    inherited by every subprocess a test starts), for as long as the server runs."""
+    ``--allowed-hosts`` its own address, an admin password generated for the session (the
+    sentinel TRACKING_PASSWORD, never written anywhere). Its users get the credentials through
+    the environment (MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD, read by MLflow's
+    client here and inherited by every subprocess a test starts), for as long as the server
+    runs."""
     from servers import TrackingServer
 
     root = tmp_path_factory.mktemp("tracking-server")
-    server = TrackingServer(postgres.url("mlflow"), root / "artifacts", root / "server.log")
+    server = TrackingServer(postgres.url("mlflow"), root / "artifacts", root / "server.log",
+                            password=TRACKING_PASSWORD)
     server.start()
     try:
         with server.authenticated():

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -252,6 +253,10 @@ def test_the_tracking_server_takes_the_pipelines_credentials_from_the_environmen
     assert "\n" not in message and tracking_server.password not in message, message
 
 
+# What every command run on the served DAG printed (stdout and stderr), searched for the
+# tracking server's password by the last test.
+OUTPUTS: dict[str, str] = {}
+
 
 @pytest.fixture(scope="module")
 def served_dag(tracking_server, postgres, tmp_path_factory):
@@ -270,8 +275,9 @@ def served_dag(tracking_server, postgres, tmp_path_factory):
                     tuning.STORAGE_ENV: postgres.url("dag_studies")})
     run = subprocess.run(["dvc", "repro"], cwd=workdir, env=env, capture_output=True,
                          text=True, timeout=600)
+    OUTPUTS["dvc repro (served_dag)"] = run.stdout + run.stderr
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    with (workdir.parent / "checks.log").open("w") as log:
+    with (workdir.parent / "checks.log").open("w") as log:  # searched as a file
         check_outputs(workdir, log)
     return workdir
 
@@ -315,6 +321,7 @@ def test_the_server_stopped_mid_stage_fails_it_in_one_line_and_a_rerun_loses_not
     assert started, "the stage ended before its run started"
     tracking_server.stop()
     out, _ = stage.communicate(timeout=600)
+    OUTPUTS["dvc repro --force --single-item train@cnn (server stopped)"] = out
     try:
         assert stage.returncode != 0, out
         assert "Traceback" not in out, out
@@ -326,9 +333,11 @@ def test_the_server_stopped_mid_stage_fails_it_in_one_line_and_a_rerun_loses_not
 
     rerun = subprocess.run(["dvc", "repro"], cwd=workdir, env=env, capture_output=True,
                            text=True, timeout=900)
+    OUTPUTS["dvc repro (after the restart)"] = rerun.stdout + rerun.stderr
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     status = subprocess.run(["dvc", "status", "--json"], cwd=workdir, env=env,
                             capture_output=True, text=True, timeout=120)
+    OUTPUTS["dvc status --json"] = status.stdout + status.stderr
     assert json.loads(status.stdout) == {}, status.stdout
     # The stage's run, which it could not end, is ended FAILED once the server answers again
     # (by the process it handed the run to: DVC may restore the stage from its run cache, and
@@ -363,3 +372,160 @@ def test_four_processes_logging_to_the_tracking_server_at_once_lose_nothing(trac
     assert result["exit_codes"] == [0, 0, 0, 0], result
     assert result["runs"] == result["finished"] == 4
     assert result["points_found"] == result["points_expected"] == 4 * 50 * 4
+
+
+# --- the tracking server's password is nowhere ---------------------------------------------------
+
+def _password_forms(username: str, password: str) -> dict[str, bytes]:
+    """Every form the password could be written in: as is, its unique part alone (what is left
+    of it in any text encoding that keeps letters and digits: JSON, YAML, an escaped or
+    truncated copy), URL-encoded (by each of Python's conventions, and with lower-case hex), and
+    base64, alone and as ``user:password`` in the ``Authorization: Basic`` header."""
+    import base64
+    import re
+    from urllib.parse import quote, quote_plus
+
+    encoded = quote(password, safe="")
+    forms = {
+        "raw": password,
+        "unique part": re.match(r"sntl[0-9a-f]{24}", password).group(),
+        "URL-encoded": encoded,
+        "URL-encoded, lower-case hex": re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(),
+                                              encoded),
+        "URL-encoded, / kept": quote(password),
+        "URL-encoded, form (+ for space)": quote_plus(password),
+        "base64 of user:password (Authorization: Basic)": base64.b64encode(
+            f"{username}:{password}".encode()).decode(),
+        "base64 of the password": base64.b64encode(password.encode()).decode(),
+    }
+    return {name: form.encode() for name, form in forms.items()}
+
+
+class _Search:
+    """Searches items (files, database dumps, captured outputs) for every form of the password
+    and keeps, per place, how many items it searched and which contained a form (and which)."""
+
+    def __init__(self, forms: dict[str, bytes]) -> None:
+        self.forms = forms
+        self.places: dict[str, tuple[int, int]] = {}  # place -> (items, items with a form)
+        self.hits: list[tuple[str, str, list[str]]] = []  # (place, item, the forms in it)
+
+    def _found(self, data: bytes) -> list[str]:
+        return [name for name, form in self.forms.items() if form in data]
+
+    def items(self, place: str, items: Iterable[tuple[str, bytes]]) -> int:
+        searched = found = 0
+        for name, data in items:
+            searched += 1
+            forms = self._found(data)
+            if forms:
+                found += 1
+                self.hits.append((place, name, forms))
+        self.places[place] = (searched, found)
+        return found
+
+    def files(self, place: str, root: Path, *, skip: tuple[Path, ...] = (),
+              only: str = "*") -> int:
+        """Every regular file under ``root`` (or ``root`` itself), read as bytes."""
+
+        def read() -> Iterator[tuple[str, bytes]]:
+            for path in [root] if root.is_file() else sorted(root.rglob(only)):
+                if (path.is_symlink() or not path.is_file()
+                        or any(path == s or s in path.parents for s in skip)):
+                    continue
+                try:
+                    data = path.read_bytes()
+                except FileNotFoundError:  # a live server's temporary file, gone meanwhile
+                    continue
+                yield str(path), data
+
+        return self.items(place, read())
+
+    def table(self) -> str:
+        width = max(len(place) for place in self.places)
+        lines = [f"forms searched: {'; '.join(self.forms)}",
+                 f"{'place searched':<{width}}  items  with the password",
+                 *(f"{place:<{width}}  {n:>5}  {found:>5}"
+                   for place, (n, found) in self.places.items())]
+        return "\n".join(lines + [f"found in {place}: {item} ({', '.join(forms)})"
+                                   for place, item, forms in self.hits])
+
+
+def _pg_dump(postgres, database: str) -> bytes:
+    """Everything in ``database`` of the session's PostgreSQL server (plain SQL)."""
+    import shutil
+
+    found = [postgres.bin / "pg_dump",
+             *sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_dump"), reverse=True)]
+    pg_dump = next((str(p) for p in found if p.is_file()), None) or shutil.which("pg_dump")
+    return subprocess.run([pg_dump, "-h", "127.0.0.1", "-p", str(postgres.port), "-U", "imdb",
+                           database], capture_output=True, check=True, timeout=120).stdout
+
+
+@pytest.mark.slow
+def test_the_tracking_password_sentinel_is_nowhere_the_served_dag_wrote(
+        served_dag, tracking_server, postgres, tmp_path):
+    """Last (it also searches what the tests above made the DAG write): the pipeline's password
+    for the tracking server (a sentinel, conftest.TRACKING_PASSWORD) in no file of the DAG's
+    project (work tree, .git, DVC's cache and run cache), of the tracking server (its log, its
+    auth config and user store, its proxied artifacts), in none of its stores (MLflow's runs and
+    Optuna's study on PostgreSQL: dumped, and every byte of the PostgreSQL server's folder), and
+    in nothing a command printed; raw, URL-encoded or base64 as in the Authorization header."""
+    from conftest import TRACKING_PASSWORD
+
+    password = tracking_server.password
+    # The DAG's stages authenticated with the sentinel (the environment they inherited), and the
+    # server refuses anything else (test_the_tracking_server_answers_only_authenticated...).
+    assert password == TRACKING_PASSWORD == os.environ["MLFLOW_TRACKING_PASSWORD"]
+    assert os.environ["MLFLOW_TRACKING_USERNAME"] == tracking_server.username
+    assert _request(tracking_server, "GET", "/api/2.0/mlflow/experiments/search?max_results=1",
+                    credentials=(tracking_server.username, "x" + password)) == 401
+    forms = _password_forms(tracking_server.username, password)
+    assert len(set(forms.values())) == len(forms)  # each form its own (URL-encoding changes it)
+
+    # The search finds every form where one is planted: in a file, a nested file, among bytes.
+    planted = tmp_path / "planted"
+    (planted / "nested").mkdir(parents=True)
+    (planted / "clean.txt").write_bytes(b"nothing here " + password[:4].encode())
+    for i, form in enumerate(forms.values()):
+        (planted / "nested" / f"{i}.bin").write_bytes(b"\x00before" + form + b"after\n")
+    proof = _Search(forms)
+    assert proof.files("planted", planted) == len(forms), proof.table()
+    assert proof.items("planted output", [("ok", b"clean"), ("leak", b"x" + forms["raw"])]) == 1
+    assert proof.places == {"planted": (len(forms) + 1, len(forms)),
+                            "planted output": (2, 1)}, proof.table()
+    found = {Path(item).name: names for place, item, names in proof.hits if place == "planted"}
+    assert all(name in found[f"{i}.bin"] for i, name in enumerate(forms)), proof.table()
+
+    search = _Search(forms)
+    cache = served_dag / ".dvc" / "cache"
+    search.files("DAG work tree (every file, .git included; DVC cache apart)", served_dag,
+                 skip=(cache,))
+    search.files("DVC cache (.dvc/cache, the run cache included)", cache)
+    assert (cache / "runs").is_dir()
+    search.files("beside the work tree (checks.log, the data slice)", served_dag.parent,
+                 skip=(served_dag,))
+    server_root = tracking_server.log.parent
+    search.files("tracking server log", tracking_server.log)
+    search.files("tracking server auth user store (SQLite) and config", server_root,
+                 only="basic_auth*")
+    search.files("tracking server artifact root (proxied artifacts)", tracking_server.artifacts)
+    search.files("tracking server folder, anything else", server_root,
+                 skip=(tracking_server.artifacts, tracking_server.log,
+                       *server_root.glob("basic_auth*")))
+    mlflow_dump = _pg_dump(postgres, "mlflow")
+    search.items("MLflow backend store (pg_dump of database mlflow)", [("mlflow", mlflow_dump)])
+    search.items("Optuna study (pg_dump of database dag_studies)",
+                 [("dag_studies", _pg_dump(postgres, "dag_studies"))])
+    search.files("PostgreSQL server folder (data files, WAL, its log: raw bytes)",
+                 postgres.root)
+    search.items("captured stdout+stderr of every command",
+                 [(label, text.encode()) for label, text in OUTPUTS.items()])
+    table = search.table()
+    print(table)
+    # What was searched holds what the DAG wrote there.
+    assert search.places["DVC cache (.dvc/cache, the run cache included)"][0] > 0, table
+    assert b"imdb-baselines" in mlflow_dump and b"test_accuracy" in mlflow_dump, table
+    assert search.places["tracking server artifact root (proxied artifacts)"][0] > 0, table
+    assert "dvc repro (served_dag)" in OUTPUTS, table
+    assert not search.hits, "the password was written:\n" + table
