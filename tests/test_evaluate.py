@@ -115,8 +115,11 @@ def test_the_network_is_an_mlflow_model_of_raw_text_with_its_data_and_test_metri
     result = evaluate(params, "tiny", model_dir, data, paths(tmp_path / "eval"))
     experiment = tracking.connect(params.mlflow)
     logged = experiment.client.get_logged_model(run_file["model_id"])
-    assert logged.source_run_id == run_file["run_id"] and logged.name == "model"
+    assert logged.source_run_id == run_file["run_id"] and logged.name == "tiny"
     assert logged.params["maxlen"] == "20" and logged.tags["family"] == "lstm"
+    run_tags = experiment.client.get_run(run_file["run_id"]).data.tags
+    assert (run_tags["profile"], run_tags["per_label"]) == ("full", "None")
+    assert "dvc_experiment" not in run_tags  # not started by `dvc exp run`
     on_model = {m.key: m for m in logged.metrics}
     assert on_model["test_accuracy"].value == result["accuracy"]
     assert on_model["test_accuracy"].dataset_name == "imdb-test"
@@ -140,7 +143,7 @@ def test_the_network_is_an_mlflow_model_of_raw_text_with_its_data_and_test_metri
     assert list(out.columns) == ["positive_probability"]
     np.testing.assert_allclose(out["positive_probability"], Predictor(model_dir).predict(texts),
                                rtol=1e-6)
-    by_run = mlflow.pyfunc.load_model(f"runs:/{run_file['run_id']}/model")
+    by_run = mlflow.pyfunc.load_model(f"runs:/{run_file['run_id']}/tiny")
     again = by_run.predict(pd.DataFrame({"review": texts}))["positive_probability"]
     np.testing.assert_allclose(again, out["positive_probability"], rtol=1e-6)
     with pytest.raises(Exception, match="review at row 1 is int"):

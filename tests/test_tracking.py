@@ -208,3 +208,23 @@ def test_the_closer_waits_for_a_store_that_is_not_there_yet(store):
 
 def _store_gone(self, status):
     raise PipelineError("MLflow tracking store http://127.0.0.1:9 failed: ...")
+
+
+def test_every_run_says_its_profile_slice_and_dvc_experiment(monkeypatch, tmp_path):
+    """Two runs named `cnn`, one from `dvc repro` and one from `dvc exp run -S profile=smoke`,
+    are told apart by their tags."""
+    from imdb_rnn.config.params import load_params
+    from imdb_rnn.tracking.runs import run_tags
+
+    from conftest import ROOT
+
+    params = load_params(ROOT / "params.yaml", profile="smoke")
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    monkeypatch.delenv("DVC_EXP_BASELINE_REV", raising=False)
+    plain = run_tags("cnn", "cnn", "train@cnn", tmp_path, params)
+    assert plain["profile"] == "smoke" and plain["per_label"] == str(params.preprocess.per_label)
+    assert "dvc_experiment" not in plain
+    monkeypatch.setenv("DVC_EXP_NAME", "bushy-ruck")
+    monkeypatch.setenv("DVC_EXP_BASELINE_REV", "0123abc")
+    tagged = run_tags("cnn", "cnn", "train@cnn", tmp_path, params)
+    assert (tagged["dvc_experiment"], tagged["dvc_baseline_rev"]) == ("bushy-ruck", "0123abc")

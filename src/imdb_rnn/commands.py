@@ -12,7 +12,7 @@ from imdb_rnn.errors import PipelineError
 
 # The project's store (params.yaml mlflow.tracking_uri), when MLFLOW_TRACKING_URI is not set.
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-# An MLflow model URI (models:/NAME@ALIAS, models:/ID, runs:/RUN_ID/model), not a folder.
+# An MLflow model URI (models:/NAME@ALIAS, models:/ID, runs:/RUN_ID/MODEL), not a folder.
 MODEL_URI_SCHEMES = ("models:/", "runs:/")
 
 PREDICT_HELP = """Positive-class probability of raw review text for any trained model.
@@ -20,7 +20,7 @@ PREDICT_HELP = """Positive-class probability of raw review text for any trained 
     imdb-predict models/lstm "A wonderful, moving film." "Two hours I will never get back."
     cat reviews.txt | imdb-predict models/cnn        # one review per line (blank lines skipped)
     imdb-predict models:/imdb-sentiment@champion "A wonderful, moving film."
-    imdb-predict runs:/RUN_ID/model "Two hours I will never get back."
+    imdb-predict runs:/RUN_ID/cnn "Two hours I will never get back."
 
 MLflow URIs resolve in MLFLOW_TRACKING_URI (default: the project's sqlite:///mlflow.db).
 A review with no words (empty, whitespace or markup such as <br /> only) is refused: a network
@@ -35,7 +35,7 @@ def predict_main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="imdb-predict", description=PREDICT_HELP,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a trained model folder (models/lstm) or an MLflow model "
-                        "URI (models:/imdb-sentiment@champion, runs:/RUN_ID/model)")
+                        "URI (models:/imdb-sentiment@champion, runs:/RUN_ID/MODEL)")
     parser.add_argument("texts", nargs="*", help="reviews; none: read one per line from stdin")
     parser.add_argument("--threshold", type=float, default=0.5,
                         help="probability from which a review is called positive (default 0.5)")

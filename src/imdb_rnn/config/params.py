@@ -504,6 +504,9 @@ class Params(_Section):
     report: ReportParams
     ci: CiParams
     compute: ComputeParams = Field(default_factory=ComputeParams)
+    # The profile these params were loaded under (params.yaml's `profile`, or the one asked
+    # for): full, or a key of `profiles` whose overrides are merged in (recorded on every run).
+    profile: str = "full"
 
     @model_validator(mode="after")
     def _tune_refers_to_models(self) -> Params:
@@ -783,7 +786,7 @@ def parse_params(data: Any, source: str = "params.yaml", profile: str | None = N
         data = {**data, "profile": profile}
     selected, profiles = _profiles(data, source)
     try:
-        return Params.model_validate(apply_profile(data, source))
+        return Params.model_validate({**apply_profile(data, source), "profile": selected})
     except ValidationError as error:
         overrides, name = (None, None) if selected == "full" else (profiles[selected], selected)
         raise PipelineError(_one_line(error, source, overrides, name)) from None

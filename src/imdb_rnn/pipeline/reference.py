@@ -30,8 +30,8 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
     experiment = tracking.connect(params.mlflow)
     scored, reviews, labels = score_references(params, table_path)
     for name, model in scored.items():
-        with experiment.run(name, tags=tracking.run_tags(name, name, "reference",
-                                                         table_path)) as run:
+        tags = tracking.run_tags(name, name, "reference", table_path, params)
+        with experiment.run(name, tags=tags) as run:
             run.log_params({"model": name, "family": name, **model.params})
             # Both splits are rows of the prepared table: the table is the dataset.
             test_data = models.file_dataset(table_path, "imdb-reviews")
@@ -43,7 +43,7 @@ def reference(params: Params, table_path: Path, out_dir: Path, predictions_dir: 
                     save_reference(folder, **tfidf_logreg_weights(
                         model.estimator, lowercase=params.preprocess.lowercase,
                         punctuation=params.preprocess.punctuation))
-                    model_id = models.log_reference(experiment, run, folder,
+                    model_id = models.log_reference(experiment, run, folder, name,
                                                     tags={"model": name, "family": name})
             run.log_metrics(tracked_metrics(model.result), dataset=test_data,
                             model_id=model_id)

@@ -48,7 +48,7 @@ def _repetition(params: Params, sampler: str, repeat: int, data_dir: Path) -> li
     study = optuna.create_study(direction="maximize", sampler=tuning.make_sampler(
         sampler, seed, params.tune.n_startup_trials))
     experiment = tracking.connect(params.mlflow, spec.experiment)
-    tags = tracking.run_tags(spec.model, base.family, "samplers", data_dir)
+    tags = tracking.run_tags(spec.model, base.family, "samplers", data_dir, params)
     rows: list[dict] = []
     with experiment.run(f"{sampler}-{repeat}", tags=tags | {"sampler": sampler,
                                                             "run_kind": "sampler_repetition"}) as run:

@@ -63,7 +63,7 @@ def _replicate_one(params: Params, name: str, section: ModelSection, data_dir: P
 
     experiment = tracking.connect(params.mlflow, params.report.seed_experiment)
     test = load_sequences(data_dir / "test.npz")
-    tags = tracking.run_tags(name, section.family, stage, data_dir)
+    tags = tracking.run_tags(name, section.family, stage, data_dir, params)
     resolved = tracking.run_params(params, name, section) | {"seed": seed}
     with experiment.run(f"{name}-seed{seed}", tags=tags | {"run_kind": "seed_replicate"}) as run:
         run.log_params(resolved)
@@ -151,7 +151,7 @@ def _keep(params: Params, name: str, section: ModelSection, best: dict, folder: 
         raise PipelineError(f"seed replicate {name}-seed{best['seed']}: MLflow run "
                             f"{best['run_id']} not found in {experiment.uri}")
     with tracking.updating(run):
-        log_model_folder(experiment, run, folder, tags={
+        log_model_folder(experiment, run, folder, f"{name}-seed{best['seed']}", tags={
             "model": name, "family": section.family, "seed": str(best["seed"])})
         run.set_tags({"kept_model": "best validation accuracy of the seed runs"})
     for file in folder.iterdir():

@@ -76,11 +76,11 @@ def save_model_folder(params: Params, section: ModelSection, result: TrainResult
 
 
 def log_model_folder(experiment: tracking.Experiment, run: tracking.Run, folder: Path,
-                     tags: Mapping[str, str]) -> str:
-    """Log the model folder ``folder`` as ``run``'s MLflow Model and record both in its
-    run file (what register reads); returns the logged model's id."""
+                     name: str, tags: Mapping[str, str]) -> str:
+    """Log the model folder ``folder`` as ``run``'s MLflow Model ``name`` and record both in
+    its run file (what register reads); returns the logged model's id."""
     model_id = models.log_network(experiment, run, folder,
-                                  (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE), tags=tags)
+                                  (MODEL_FILE, VOCAB_FILE, PREPROCESSING_FILE), name, tags=tags)
     # A DVC output (cached, pushed to remotes): the store's URL without its password.
     write_json(folder / RUN_FILE, {"run_id": run.id, "model_id": model_id,
                                    "tracking_uri": redact_url(experiment.uri)})
@@ -103,7 +103,8 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
     section = section or model_section(params, name)
     mlflow_experiment = tracking.connect(params.mlflow, experiment)  # fail now, not after training
     resolved = tracking.run_params(params, name, section)
-    tags = tracking.run_tags(name, section.family, stage or f"train@{name}", paths.data_dir)
+    tags = tracking.run_tags(name, section.family, stage or f"train@{name}", paths.data_dir,
+                             params)
     tags |= dict(extra_tags or {})
     # The run ends (FINISHED) before the outputs move into place: a store that fails at its
     # end fails the stage with no output written.
@@ -126,7 +127,7 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
         run.log_figure(figure, "learning_curves.png")
         plots.close(figure)
         # After the metrics: the logged model takes the run's step-0 metrics with it.
-        log_model_folder(mlflow_experiment, run, model_tmp,
+        log_model_folder(mlflow_experiment, run, model_tmp, name,
                          tags={"model": name, "family": section.family})
         pd.DataFrame(result.history).to_csv(history_tmp, index=False, float_format="%.5f")
         write_json(metrics_tmp, summary)

@@ -213,7 +213,8 @@ class Objective:
         self.experiment, self.parent = experiment, parent
         self.checkpoints = checkpoints if full_fidelity(params, self.base) else None
         self.baseline = trained_baseline(params, self.study.model, self.base, baseline)
-        self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir)
+        self.tags = tracking.run_tags(self.study.model, self.base.family, f"tune@{name}", data_dir,
+                                      params)
         self.tags |= {"sampler": self.study.sampler}
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -391,7 +392,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     # journal, another database) has a parent of its own.
     parent, status = tracking.study_parent_run(
         experiment, full_name, tuning.storage_key(url, full_name), f"{name} (study)",
-        tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir)
+        tracking.run_tags(spec.model, base.family, f"tune@{name}", data_dir, params)
         | {"sampler": spec.sampler}, known=known)
     with tuning.storage_errors(url):
         if known != parent.id:

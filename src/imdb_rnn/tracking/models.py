@@ -55,8 +55,6 @@ INPUT_EXAMPLE = pd.DataFrame({INPUT_COLUMN: ["A wonderful, moving film.",
 # The code of each kind of logged model (MLflow runs the logged copy of this file on load).
 MODEL_CODE = {kind: Path(__file__).parent / "model_code" / f"{kind}.py"
               for kind in ("network", "reference")}
-# The name of every logged model inside its run: runs:/RUN_ID/model
-MODEL_NAME = "model"
 # What serving a network needs besides MLflow (pinned to the versions that trained it).
 _REQUIREMENTS = ("keras", "tensorflow-cpu", "tensorflow", "numpy", "pandas")
 
@@ -85,9 +83,10 @@ def _tracking(experiment: Experiment) -> Iterator[None]:
 
 
 def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequence[str],
-                tags: Mapping[str, str] | None = None) -> str:
+                name: str, tags: Mapping[str, str] | None = None) -> str:
     """Log the model folder ``model_dir`` (its ``files``: what the served model loads) as the
-    run's MLflow Model; returns its model id.
+    run's MLflow Model named ``name`` (the model's own: runs:/RUN_ID/NAME, and the name the
+    UI's Models tab lists); returns its model id.
 
     The run's params and its step-0 metrics are attached to the logged model; the input example
     is predicted once while logging (the model is checked to serve).
@@ -99,7 +98,7 @@ def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequen
         folder.mkdir()
         for file in files:
             shutil.copyfile(Path(model_dir) / file, folder / file)
-        info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
+        info = Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run.id,
                          python_model=str(MODEL_CODE["network"]),
                          artifacts={"model_dir": str(folder)},
                          signature=SIGNATURE, input_example=INPUT_EXAMPLE,
@@ -108,12 +107,12 @@ def log_network(experiment: Experiment, run: Run, model_dir: Path, files: Sequen
     return info.model_id
 
 
-def log_reference(experiment: Experiment, run: Run, folder: Path,
+def log_reference(experiment: Experiment, run: Run, folder: Path, name: str,
                   tags: Mapping[str, str] | None = None) -> str:
     """Log the TF-IDF reference saved in ``folder`` (:func:`served.save_reference`: weights
-    and settings, no pickle) as the run's MLflow Model; returns its model id."""
+    and settings, no pickle) as the run's MLflow Model named ``name``; returns its model id."""
     with _tracking(experiment):
-        info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, run_id=run.id,
+        info = Model.log(artifact_path=None, name=name, flavor=mlflow.pyfunc, run_id=run.id,
                          python_model=str(MODEL_CODE["reference"]),
                          artifacts={"reference": str(folder)},
                          signature=SIGNATURE, input_example=INPUT_EXAMPLE,

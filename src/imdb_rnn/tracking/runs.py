@@ -477,10 +477,23 @@ def dvc_hash(path: str, lock_file: str = "dvc.lock") -> str:
     return "unknown"
 
 
-def run_tags(name: str, family: str, stage: str, data_path: str | Path) -> dict[str, str]:
-    """Tags of every run: what it is, which code and which data (DVC hash) it used."""
-    return {"model": name, "family": family, "stage": stage, "git_commit": git_commit(),
-            "data_md5": dvc_hash(Path(data_path).as_posix())}
+# Set by `dvc exp run` for its stages: the experiment's name and the commit it derives from.
+DVC_EXPERIMENT_VARIABLES = {"dvc_experiment": "DVC_EXP_NAME",
+                            "dvc_baseline_rev": "DVC_EXP_BASELINE_REV"}
+
+
+def run_tags(name: str, family: str, stage: str, data_path: str | Path, params: Params
+             ) -> dict[str, str]:
+    """Tags of every run: what it is, which code and which data it used (the DVC hash, the
+    params profile and the stratified slice, null = every review), and the DVC experiment
+    that ran it (none for a plain `dvc repro`), so two runs named `cnn` are told apart."""
+    tags = {"model": name, "family": family, "stage": stage, "git_commit": git_commit(),
+            "data_md5": dvc_hash(Path(data_path).as_posix()), "profile": params.profile,
+            "per_label": str(params.preprocess.per_label)}
+    for tag, variable in DVC_EXPERIMENT_VARIABLES.items():
+        if os.environ.get(variable):
+            tags[tag] = os.environ[variable]
+    return tags
 
 
 def run_params(params: Params, name: str, section: ModelSection | None = None) -> dict:
