@@ -62,7 +62,9 @@ def static_dir() -> Path:
 
 def declared_versions() -> dict[str, str]:
     """The library versions the package's description lists ("- Vega Lite: 5.23.0")."""
-    text = importlib.metadata.metadata(DISTRIBUTION).get_payload() or ""
+    # The METADATA file as written (its description is the body after the headers), not the
+    # parsed email message: under the full test suite the parsed body once came back empty.
+    text = importlib.metadata.distribution(DISTRIBUTION).read_text("METADATA") or ""
     found = dict(re.findall(r"^- (Vega(?: Lite| Embed)?): (\d+\.\d+\.\d+)\s*$", text, re.M))
     return {name.replace(" ", "-"): version for name, version in found.items()}
 
