@@ -31,6 +31,7 @@ import pytest
 import yaml
 
 from conftest import SHARED_ARCHIVE
+from imdb_rnn.cli import STOP_SECONDS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import bad_input  # noqa: E402
@@ -189,7 +190,11 @@ def test_a_signal_to_dvc_repro_stops_the_stage_and_its_workers(project, kind, na
     assert len(errors) == 1, output[-3000:]
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-5000:]
     debris = [*running_runs(workdir), *running_trials(workdir), *temporaries(workdir)]
-    assert not debris, debris
+    # A clean stop leaves nothing. A stage that could not end cleanly within its watchdog's
+    # STOP_SECONDS (a starved machine) is SIGKILLed by it: what that leaves RUNNING names its
+    # dead owner, and the next run must clean it up (asserted below, after the rerun).
+    if stopped < STOP_SECONDS:
+        assert not debris, debris
 
     rerun = subprocess.run(["dvc", "repro", target], cwd=workdir, env=env, capture_output=True,
                            text=True, timeout=TIMEOUT)
