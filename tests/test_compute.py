@@ -75,6 +75,33 @@ def test_a_failing_job_raises_its_error_and_a_killed_worker_is_one_line():
         compute.run_parallel(_die, [(1,), (2,)], compute.Plan(2, 1), "replicates")
 
 
+def _fail_first_finish_second(x: int) -> int:
+    import time
+
+    time.sleep({0: 0.3, 1: 0.6}.get(x, 3.0))
+    if x == 0:
+        raise PipelineError("job 0 failed")
+    return x
+
+
+def test_a_failed_job_stops_the_pool_without_a_traceback_from_its_threads(monkeypatch):
+    """Job 0 fails while job 1 is about to finish (its worker then replaced): stopping the pool
+    must not leave its manager thread to die with a traceback (CPython 3.11's
+    shutdown(wait=False) cleared the pool under it: TypeError in _adjust_process_count)."""
+    import threading
+
+    died = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: died.append(args.exc_type))
+    for _ in range(3):
+        with pytest.raises(PipelineError, match="job 0 failed"):
+            compute.run_parallel(_fail_first_finish_second, [(0,), (1,), (2,), (3,)],
+                                 compute.Plan(2, 1), "jobs")
+    assert not died, died
+    assert not [p for p in psutil.Process().children(recursive=True) if p.is_running()
+                and p.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in
+                " ".join(p.cmdline())]
+
+
 def test_workers_die_with_the_process_that_started_them(tmp_path):
     """SIGKILL of a stage takes its worker processes with it (no trainer left orphaned)."""
     script = tmp_path / "parent.py"

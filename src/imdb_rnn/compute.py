@@ -141,25 +141,44 @@ def run_parallel(function: Callable[..., T], jobs: Sequence[tuple[Any, ...]], th
         pool = ProcessPoolExecutor(the_plan.workers, mp_context=context,
                                    initializer=_start_worker,
                                    initargs=(the_plan.threads, os.getpid()), max_tasks_per_child=1)
+    futures: list[Any] = []
     try:
         with _sigint_ignored_by_children():
-            futures = [pool.submit(function, *args) for args in jobs]
+            futures.extend(pool.submit(function, *args) for args in jobs)
         results = [future.result() for future in futures]
     except BrokenProcessPool:
-        _stop(pool)
+        _stop(pool, futures)
         raise PipelineError(f"{what}: a worker process died (killed, or out of memory?)") from None
     except BaseException:  # a job's error, SIGTERM (SystemExit), Ctrl-C: stop the others now
-        _stop(pool)
+        _stop(pool, futures)
         raise
     pool.shutdown()
     return results
 
 
-def _stop(pool: Any) -> None:
-    """Cancel the jobs not started and end the running ones (:func:`stop_processes`)."""
-    processes = list(getattr(pool, "_processes", {}).values())  # noqa: SLF001  no public API
-    pool.shutdown(wait=False, cancel_futures=True)
-    stop_processes(processes)
+def _pool_processes(pool: Any) -> list[multiprocessing.process.BaseProcess]:
+    try:  # the pool's worker processes: no public API lists them
+        return list(dict(getattr(pool, "_processes", None) or {}).values())  # noqa: SLF001
+    except RuntimeError:  # changed while copied: the next look gets them
+        return []
+
+
+def _stop(pool: Any, futures: Sequence[Any]) -> None:
+    """Cancel the jobs not started and end the running ones (:func:`stop_processes`).
+
+    The pool is shut down with ``wait=True`` in a thread while its workers are stopped:
+    ``shutdown(wait=False)`` clears the pool's internals while its manager thread may still be
+    replacing a worker that has just finished its job, and CPython 3.11's manager thread then
+    dies with a ``TypeError`` traceback on stderr after the stage's one error line."""
+    for future in futures:
+        future.cancel()  # a job not yet handed to a worker never starts
+    closer = threading.Thread(target=pool.shutdown, kwargs={"cancel_futures": True},
+                              daemon=True, name="pool-shutdown")
+    closer.start()
+    deadline = time.monotonic() + WORKER_STOP_SECONDS + 5
+    while closer.is_alive() and time.monotonic() < deadline:
+        stop_processes(_pool_processes(pool))  # a replacement the manager started, too
+        closer.join(timeout=0.5)
 
 
 def start_process(function: Callable[..., Any], args: tuple, threads: int
