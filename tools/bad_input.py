@@ -34,6 +34,7 @@ import gzip
 import hashlib
 import io
 import os
+import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -76,7 +77,9 @@ FF_SPACE = {"maxlen": {"low": 10, "high": 30, "step": 10},
             "learning_rate": {"low": 0.001, "high": 0.03, "log": True}}
 
 PARAMS_MESSAGE_LIMIT = 200
-SECRET = "pw-s3cret"  # the password of the store URLs of groups 3 and 5: no output may show it
+# The password of the store URLs of groups 3 and 5, drawn for each run and given to the commands
+# as $PW (so neither this file nor the report holds it): no output may show it.
+SECRET = "pw" + secrets.token_hex(8)
 DVC_SLEEP = 20  # seconds the first `dvc repro` holds its lock
 
 
@@ -386,7 +389,8 @@ class Runner:
             "MLFLOW_TRACKING_URI", "IMDB_TUNE_STORAGE", "DVC_ROOT", "VIRTUAL_ENV")}
         self.env.update({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                          "W": str(work), "IN": str(work / "inputs"), "S": str(STAGES),
-                         "PP_OUT": PP_OUT, "TUNE_OUT": TUNE_OUT, "TRAIN_OUT": TRAIN_OUT})
+                         "PP_OUT": PP_OUT, "TUNE_OUT": TUNE_OUT, "TRAIN_OUT": TRAIN_OUT,
+                         "PW": SECRET})
         # Machine paths as the table shows them, longest first.
         names = {str(work / "inputs"): "$IN", str(work): "$W", str(STAGES): "$S",
                  str(BIN): "$BIN", str(ROOT): "$ROOT"}
@@ -566,13 +570,13 @@ def storage_cases(r: Runner) -> None:
            "python $S/tune.py --study ff_random --worker", "proj",
            watch=("inputs/cut.journal",))
     for url, what in (
-            (f"postgresql://u:{SECRET}@127.0.0.1:1/x", "bare URL (postgresql://)"),
-            (f"postgresql+psycopg2://u:{SECRET}@127.0.0.1:1/x",
+            ("postgresql://u:$PW@127.0.0.1:1/x", "bare URL (postgresql://)"),
+            ("postgresql+psycopg2://u:$PW@127.0.0.1:1/x",
              "URL with the driver (postgresql+psycopg2://)"),
-            (f"'postgresql://u@127.0.0.1:1/x?password={SECRET}'",
+            ("\"postgresql://u@127.0.0.1:1/x?password=$PW\"",
              "password as a query parameter (?password=)")):
-        r.case("3 Optuna storage", f"unreachable RDB, {what}; the password {SECRET} must "
-               "not be shown",
+        r.case("3 Optuna storage", f"unreachable RDB, {what}; the password $PW must not be "
+               "shown",
                f"cd proj && IMDB_TUNE_STORAGE={url} "
                "python $S/tune.py --study ff_random $TUNE_OUT", "proj", secret=SECRET)
 
@@ -609,8 +613,8 @@ def other_cases(r: Runner) -> None:
     r.case("5 other", "missing params file",
            "cd predict && python $S/preprocess.py --archive $IN/good.tar.gz $PP_OUT", "predict")
     r.case("5 other", "unreachable MLflow tracking store, its URL with a user and password "
-           f"(train stage); the password {SECRET} must not be shown",
-           f"cd proj && MLFLOW_TRACKING_URI=http://u:{SECRET}@127.0.0.1:1 "
+           "(train stage); the password $PW must not be shown",
+           "cd proj && MLFLOW_TRACKING_URI=http://u:$PW@127.0.0.1:1 "
            "python $S/train.py --name ff $TRAIN_OUT", "proj", secret=SECRET)
     r.case("5 other", "unreachable MLflow tracking store (reference stage)",
            "cd proj && MLFLOW_TRACKING_URI=http://127.0.0.1:1 python $S/reference.py "
@@ -868,7 +872,8 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         "there is no `Traceback`; stdout is empty; nothing is new, removed or changed in its "
         "folder or in the input files it names; and the MLflow store has no new run, no new "
         "experiment and no RUNNING run. Where the command puts a password in a store URL "
-        f"(`{SECRET}`, in groups 3 and 5), that password must appear in neither stderr nor "
+        "(`$PW`, a password drawn for each run, in groups 3 and 5), that password must "
+        "appear in neither stderr nor "
         "stdout: the error line shows `***` in its place. A control case passes when it exits "
         "0. The case of group 6 (two `dvc repro` at once) gets DVC's own lock message, 4 lines "
         "by DVC's design, so it is checked instead for: DVC's ERROR line names the busy output "
@@ -887,7 +892,7 @@ def report(r: Runner, args: argparse.Namespace, commit: str, changes: list[str],
         "- `W`: the scratch folder (`--work`; by default a fresh temporary folder, removed "
         "afterwards); `IN=$W/inputs`: the archives, Optuna journals and damaged model folders",
         "- `S`: the repository's `stages/` folder; `BIN`: the venv's bin folder; `ROOT`: the "
-        "repository",
+        "repository; `PW`: a password drawn for each run (groups 3 and 5), never shown",
         f"- `PP_OUT='{PP_OUT}'`",
         f"- `TUNE_OUT='{TUNE_OUT}'`",
         f"- `TRAIN_OUT='{TRAIN_OUT}'`",
