@@ -129,3 +129,35 @@ def test_workers_die_with_the_process_that_started_them(tmp_path):
         for child in psutil.Process().children(recursive=True):
             if child.pid != parent.pid:
                 child.kill()
+
+
+def test_a_stopped_worker_is_quiet_when_a_library_rewraps_the_stop(tmp_path):
+    """SIGTERM to a worker while a library turns the stop into an error of its own (TensorFlow
+    tracing a function did, on CI): the worker exits 143 with no traceback, since the stop is
+    not a failure of its job. An error that is not a stop still shows its traceback."""
+    script = tmp_path / "parent.py"
+    script.write_text(textwrap.dedent("""
+        import sys, time
+        from imdb_rnn import compute
+        def rewrap():
+            try:
+                time.sleep(600)
+            except BaseException as stop:
+                raise RuntimeError("a library's own error") from stop
+        def fail():
+            raise RuntimeError("a real failure")
+        if __name__ == "__main__":
+            worker = compute.start_process(rewrap if sys.argv[1] == "stop" else fail, (), 1)
+            if sys.argv[1] == "stop":
+                time.sleep(8)  # the worker's imports and signal handlers
+                worker.terminate()
+            worker.join(60)
+            print("exit", worker.exitcode, flush=True)
+    """))
+    stopped = subprocess.run([sys.executable, str(script), "stop"], capture_output=True,
+                             text=True, timeout=120)
+    assert "exit 143" in stopped.stdout, stopped.stdout + stopped.stderr
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    failed = subprocess.run([sys.executable, str(script), "fail"], capture_output=True,
+                            text=True, timeout=120)
+    assert "exit 1" in failed.stdout and "a real failure" in failed.stderr, failed.stderr

@@ -108,6 +108,12 @@ def say_error(message: str) -> None:
 
 _main_started = threading.Event()  # stage_main (or a worker's job) runs: stop by unwinding
 _stopping: list[int] = []  # the signal being raised in the main thread, once raised
+_received: list[int] = []  # every stopping signal this process took, in order (never cleared)
+
+
+def stopped_by() -> int | None:
+    """The signal (SIGTERM, SIGINT) that is stopping this process, or None."""
+    return _received[0] if _received else None
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -122,6 +128,7 @@ def _stop(signum: int, frame: object) -> None:
         if not _is_worker():
             say_error(reason)
         os._exit(128 + signum)
+    _received.append(signum)
     if _stopping:
         return
     _stopping.append(signum)

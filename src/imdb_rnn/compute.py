@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from imdb_rnn.cli import stop_with_launcher
+from imdb_rnn.cli import stop_with_launcher, stopped_by
 from imdb_rnn.config.params import ComputeParams
 from imdb_rnn.errors import PipelineError
 
@@ -217,3 +217,11 @@ def _run_in_worker(function: Callable[..., Any], args: tuple, threads: int, pare
         # store that failed for both, or "a worker process failed"), in its one error line.
         print(f"worker process {os.getpid()}: {error}", file=sys.stderr)
         sys.exit(1)
+    except BaseException:
+        # Stopped mid-job: the stop unwound the job (its trial and run ended FAILED), but a
+        # library may hand it on as an error of its own (TensorFlow, stopped while it traces a
+        # function). That is the stop, not a failure to report: the stage says the one line.
+        signum = stopped_by()
+        if signum is None:
+            raise
+        sys.exit(128 + signum)
