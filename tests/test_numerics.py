@@ -14,7 +14,7 @@ import numerics_rerun
 
 BASE_SEEDS = {"cnn": [0.889, 0.887, 0.891], "gru": [0.878, 0.876, 0.881],
               "simple_rnn": [0.86, 0.84, 0.85]}
-BASE_VERDICTS = {"cnn": "no trial beat the baseline on validation: tuned = baseline",
+BASE_VERDICTS = {"cnn": "no real difference: no trial beat the baseline on validation (tuned = baseline)",
                  "gru": "no real difference"}
 
 
@@ -85,6 +85,20 @@ def test_a_champion_change_and_a_verdict_change_are_reported(tmp_path: Path):
         "tuning verdict of gru: 'no real difference' -> 'tuning helped'"]
     page = compare_runs.render(comparison)
     assert "**2 conclusion(s) differ:**" in page and "| family | cnn | gru |" in page
+
+
+def test_verdicts_with_the_same_answer_and_another_reason_agree(tmp_path: Path):
+    """The baseline winning its study and a tuned configuration within seed noise of it both
+    answer "no real difference"; only another answer is a changed conclusion."""
+    comparison = compared(tmp_path, verdicts=BASE_VERDICTS | {
+        "cnn": "no real difference: within seed noise"})
+    assert comparison.problems == []
+    assert "| cnn | no real difference: no trial beat the baseline on validation (tuned = " \
+        "baseline) | no real difference: within seed noise | yes |" in (
+            compare_runs.render(comparison))
+    hurt = compared(tmp_path / "hurt", verdicts=BASE_VERDICTS | {"cnn": "tuning hurt"})
+    assert hurt.problems == ["tuning verdict of cnn: 'no real difference: no trial beat the "
+                             "baseline on validation (tuned = baseline)' -> 'tuning hurt'"]
 
 
 def test_separated_families_that_swap_places_are_flagged_close_ones_are_not(tmp_path: Path):

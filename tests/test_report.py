@@ -261,7 +261,7 @@ SINGLE = " (one run each: these weights, not the configuration)"
     (300, 360, False, "tuning helped" + SINGLE),
     (360, 300, False, "tuning hurt" + SINGLE),
     (330, 333, False, "no real difference" + SINGLE),
-    (330, 330, True, "no trial beat the baseline on validation: tuned = baseline"),
+    (330, 330, True, "no real difference: no trial beat the baseline on validation (tuned = baseline)"),
 ])
 def test_without_seed_runs_tuning_falls_back_to_the_single_pair(baseline_right, tuned_right,
                                                                 best_is_baseline, words):
@@ -324,8 +324,8 @@ def test_a_study_won_by_its_baseline_is_not_tested_and_holm_counts_the_others():
     table = tuning_verdicts(tests, {"lstm": ("lstm", beaten), "gru": ("gru", won)},
                             {"lstm": same, "tuned_lstm": _summary((0.90, 0.91, 0.89)),
                              "gru": same, "tuned_gru": same}).set_index("study")
-    assert table.loc["gru", "verdict"] == ("no trial beat the baseline on validation: "
-                                           "tuned = baseline")
+    assert table.loc["gru", "verdict"] == ("no real difference: no trial beat the baseline "
+                                           "on validation (tuned = baseline)")
     assert pd.isna(table.loc["gru", "p_value"]) and pd.isna(table.loc["gru", "p_holm"])
     # one study tested: Holm over one p-value leaves it as it is
     assert table.loc["lstm", "p_holm"] == pytest.approx(table.loc["lstm", "p_value"])

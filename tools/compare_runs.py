@@ -33,6 +33,8 @@ from pathlib import Path
 
 import yaml
 
+from imdb_rnn.evaluation.leaderboard import tuning_answer
+
 MIN_TOLERANCE_POINTS = 0.5
 SE_MULTIPLE = 2.0
 VECTORS = "data/embeddings/word2vec.txt"
@@ -275,9 +277,14 @@ class Comparison:
         if champion_family(self.a) != champion_family(self.b):
             found.append(f"champion: {champion_family(self.a)} -> {champion_family(self.b)}")
         for study, left, right in self.verdicts:
-            if left != right:
+            if _answer(left) != _answer(right):
                 found.append(f"tuning verdict of {study}: {left or 'none'!r} -> {right or 'none'!r}")
         return found
+
+
+def _answer(verdict: str | None) -> str | None:
+    """The verdict's answer (tuning helped / hurt / no real difference); its reason may differ."""
+    return None if verdict is None else tuning_answer(verdict)
 
 
 def compare(a: Run, b: Run, min_tolerance: float = MIN_TOLERANCE_POINTS / 100) -> Comparison:
@@ -317,7 +324,8 @@ def render(comparison: Comparison) -> str:
         lines += [f"**{len(problems)} conclusion(s) differ:**", ""] + [f"- {p}" for p in problems]
     else:
         lines.append("**The conclusions hold**: every seed mean within tolerance, the same order "
-                     "of the separated pairs, the same champion family, the same tuning verdicts.")
+                     "of the separated pairs, the same champion family, the same answer to "
+                     "\"did tuning pay?\" for every study.")
     lines += ["", "## Seed means", "",
               f"Test accuracy over training seeds (mean ± sample sd (seeds)); tolerance "
               f"max({100 * comparison.min_tolerance:g} points, 2 SE of the difference of the "
@@ -346,11 +354,11 @@ def render(comparison: Comparison) -> str:
         shown = [f"{100 * c:.2f}%" if isinstance(c, float) else str(c if c is not None else "-")
                  for c in cells]
         lines.append(f"| {key} | {shown[0]} | {shown[1]} |")
-    lines += ["", "## Did tuning pay?", "", f"| study | {a.label} | {b.label} | same |",
+    lines += ["", "## Did tuning pay?", "", f"| study | {a.label} | {b.label} | same answer |",
               "|---|---|---|---|"]
     for study, left, right in comparison.verdicts:
         lines.append(f"| {study} | {left or '-'} | {right or '-'} | "
-                     f"{'yes' if left == right else '**no**'} |")
+                     f"{'yes' if _answer(left) == _answer(right) else '**no**'} |")
     lines += ["", "## Single runs (test accuracy; shown, not judged)", "",
               f"| model | {a.label} | {b.label} | B − A (points) |", "|---|---:|---:|---:|"]
     for model in list(a.single) + [m for m in b.single if m not in a.single]:

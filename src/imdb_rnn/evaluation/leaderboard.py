@@ -328,9 +328,15 @@ def tuning_verdicts(tests: pd.DataFrame, studies: dict[str, tuple[str, dict]],
     return table
 
 
+def tuning_answer(verdict: str) -> str:
+    """The answer a verdict gives to "did tuning pay?" (*tuning helped*, *tuning hurt*, *no real
+    difference*), without the reason after it: two reruns agree when their answers do."""
+    return verdict.split(":")[0].split(" (")[0].strip()
+
+
 def _tuning_words(r) -> str:
     if r.best_is_baseline:
-        return "no trial beat the baseline on validation: tuned = baseline"
+        return "no real difference: no trial beat the baseline on validation (tuned = baseline)"
     single = " (one run each: these weights, not the configuration)" if r.test == MCNEMAR else ""
     if r.p_holm >= ALPHA:
         return ("no real difference: within seed noise" if r.test == WELCH
