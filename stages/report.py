@@ -5,13 +5,13 @@ from pathlib import Path
 
 from imdb_rnn.cli import stage_main
 from imdb_rnn.config.params import load_params
-from imdb_rnn.evaluation.leaderboard import FIGURES, build_report
+from imdb_rnn.evaluation.leaderboard import FIGURES, METRICS, build_report
 from imdb_rnn.io import move_into_place, temporary_directory
 
 # What build_report writes into its folder -> the option that says where it goes (dvc.yaml).
 OUTPUTS = {"leaderboard.md": "leaderboard_md", "leaderboard.csv": "leaderboard_csv",
            "significance.csv": "significance", "tuning.csv": "tuning", "index.html": "html",
-           FIGURES: "figures"}
+           FIGURES: "figures", METRICS: "metrics"}
 
 
 def main() -> None:
@@ -26,6 +26,8 @@ def main() -> None:
                         help="baseline against tuned configuration per study, verdict")
     parser.add_argument("--html", type=Path, required=True, help="the whole report, one page")
     parser.add_argument("--figures", type=Path, required=True, help="folder of the PNG figures")
+    parser.add_argument("--metrics", type=Path, required=True,
+                        help="folder of NAME.json per model, numbers only (dvc metrics show)")
     args = parser.parse_args()
     targets = {name: getattr(args, option) for name, option in OUTPUTS.items()}
     params = load_params(args.params)

@@ -190,6 +190,15 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     assert tuning["difference"].iloc[0] == pytest.approx(
         rows.loc["tuned_lstm_tpe", "mean_accuracy"] - rows.loc["lstm", "mean_accuracy"])
     assert "## Did tuning pay?" in text and "| lstm | " in text.split("## Did tuning pay?")[1]
+    # dvc metrics show: one numbers-only file per model, the same few keys (a reference has no
+    # seeds and no validation)
+    metrics = {p.stem: json.loads(p.read_text()) for p in (out / "metrics").glob("*.json")}
+    assert set(metrics) == set(board["model"])
+    assert metrics["cnn"]["test_mean"] == pytest.approx(rows.loc["cnn", "mean_accuracy"], abs=1e-5)
+    assert metrics["cnn"]["seeds"] == 3 and set(metrics["cnn"]) == {
+        "test_mean", "test_sd", "seeds", "val_mean", "test"}
+    assert set(metrics["tfidf_logreg"]) == {"test_mean", "test"}
+    assert all(type(v) in (int, float) for values in metrics.values() for v in values.values())
 
 
 def test_the_seed_interval_adds_the_seed_and_test_set_noise():

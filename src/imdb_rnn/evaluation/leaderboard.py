@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.io import read_json
+from imdb_rnn.io import read_json, write_json
 from imdb_rnn.layout import Reports, tuned_name
 from imdb_rnn.config.params import Params
 
@@ -496,6 +496,7 @@ def leaderboard_markdown(board: pd.DataFrame, tests: pd.DataFrame, top: list[str
 # --- the stage -----------------------------------------------------------------------------------
 
 FIGURES = "figures"
+METRICS = "metrics"
 SLICE_PARAMS = ("maxlen", "units", "dropout")
 
 
@@ -526,11 +527,34 @@ def html_page(sections: list[str], images: dict[str, Path]) -> str:
             f"{figures}</body></html>\n")
 
 
+# The numbers-only metrics file of each model (metrics/NAME.json, what `dvc metrics show`,
+# `dvc metrics diff` and `dvc exp show` read): leaderboard column -> metric name. Accuracy only,
+# short names, the same for every model: one row per model, few columns; timings (which change
+# on every rerun) stay in leaderboard.csv.
+MODEL_METRICS = {"mean_accuracy": "test_mean", "seed_std": "test_sd", "seeds": "seeds",
+                 "mean_val_accuracy": "val_mean", "test_accuracy": "test"}
+
+
+def model_metrics(board: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Each model's row of the leaderboard as flat numbers (a missing value left out: a
+    reference has no seeds and no validation)."""
+    out = {}
+    for row in board.to_dict("records"):
+        values = {}
+        for column, name in MODEL_METRICS.items():
+            value = row.get(column)
+            if value is None or pd.isna(value):
+                continue
+            values[name] = int(value) if name == "seeds" else round(float(value), 5)
+        out[str(row["model"])] = values
+    return out
+
+
 def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> pd.DataFrame:
     """Leaderboard, significance tests and figures from every evaluated model; returns the board.
 
     Writes under ``out`` (a temporary folder the stage moves into place): leaderboard.md/.csv,
-    significance.csv, figures/*.png and index.html.
+    significance.csv, figures/*.png, index.html and metrics/NAME.json (numbers only).
     """
     from imdb_rnn.evaluation import plots
     from imdb_rnn.search.comparison import load_study
@@ -548,6 +572,9 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
     top = list(board["model"].head(rp.top))
     (out / FIGURES).mkdir(parents=True, exist_ok=True)
     board.to_csv(out / "leaderboard.csv", index=False, float_format="%.5f")
+    (out / METRICS).mkdir(parents=True, exist_ok=True)
+    for name, values in model_metrics(board).items():
+        write_json(out / METRICS / f"{name}.json", values)
     tests.merge(family_tests, on=["model_a", "model_b"], how="left").to_csv(
         out / "significance.csv", index=False, float_format="%.6g")
     text = leaderboard_markdown(board, tests, top, family_tests)
