@@ -28,6 +28,7 @@ from imdb_rnn.search import study as tuning
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
+ROOT = Path(__file__).resolve().parents[1]
 FF = {"family": "feedforward", "pooling": "average", "units": 4, "maxlen": 30, "padding": "post",
       "truncating": "pre", "embedding_dim": 8, "embedding_file": None,
       "embedding_trainable": True, "dropout": 0.1, "batch_size": 32,
@@ -265,8 +266,12 @@ def test_a_corrupt_journal_is_one_line_and_left_as_it_is(tmp_path, content, prob
 
 # --- the trial loop ----------------------------------------------------------------------------
 
+def _journal(tmp_path: Path) -> optuna.storages.BaseStorage:
+    return tuning.open_storage(f"journal:{tmp_path}/journal.log")
+
+
 def _journal_study(tmp_path: Path, name: str = "s") -> optuna.Study:
-    storage = tuning.open_storage(f"journal:{tmp_path}/journal.log")
+    storage = _journal(tmp_path)
     return optuna.create_study(study_name=name, storage=storage, direction="maximize",
                                load_if_exists=True,
                                sampler=optuna.samplers.RandomSampler(seed=1))
@@ -356,7 +361,7 @@ def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
     elsewhere = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     elsewhere.set_user_attr("worker", "another-host:1:1")
 
-    assert tuning.recover_dead_trials(study) == [dead.number]
+    assert tuning.recover_dead_trials(study, _journal(tmp_path)) == [dead.number]
     by_number = {t.number: t for t in study.get_trials()}
     assert by_number[dead.number].state == TrialState.FAIL
     assert "died" in by_number[dead.number].user_attrs["fail_reason"]
@@ -366,7 +371,7 @@ def test_a_dead_workers_trial_is_failed_and_retried_a_live_ones_kept(tmp_path):
     # queued with the dead trial's values: the next ask() runs exactly those
     assert waiting.system_attrs["fixed_params"] == by_number[dead.number].params
     assert waiting.user_attrs["retry_of"] == dead.number
-    assert tuning.recover_dead_trials(study) == []  # nothing twice
+    assert tuning.recover_dead_trials(study, _journal(tmp_path)) == []  # nothing twice
 
 
 def test_a_dead_baseline_trial_is_retried_as_the_baseline(tmp_path):
@@ -377,7 +382,7 @@ def test_a_dead_baseline_trial_is_retried_as_the_baseline(tmp_path):
     dead = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     assert tuning.is_baseline(dead) and dead.params == {"x": 0.25}
     dead.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
-    assert tuning.recover_dead_trials(study) == [dead.number]
+    assert tuning.recover_dead_trials(study, _journal(tmp_path)) == [dead.number]
     retry = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
     assert tuning.is_baseline(retry) and retry.params == {"x": 0.25}
     study.tell(retry, 0.5)
@@ -443,7 +448,7 @@ def test_a_dead_trials_run_is_failed_even_if_its_id_never_reached_the_trial(tmp_
         t.set_user_attr("worker", f"{socket.gethostname()}:99999999:1")
     other.set_user_attr("worker", tuning.worker_id())
 
-    _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+    _close_dead_runs(study, tuning.recover_dead_trials(study, _journal(tmp_path)), experiment, parent)
     client = experiment.client
     status = {n: client.get_run(r).info.status for n, r in runs.items()}
     assert status == {recorded.number: "FAILED", unrecorded.number: "FAILED",
@@ -460,7 +465,7 @@ def test_gp_sampler_without_torch_says_what_to_install():
         with pytest.raises(PipelineError, match="needs PyTorch: pip install torch"):
             tuning.make_sampler("gp", 0, 2)
     else:
-        assert isinstance(tuning.make_sampler("gp", 0, 2), optuna.samplers.GPSampler)
+        assert isinstance(tuning.make_sampler("gp", 0, 2).current, optuna.samplers.GPSampler)
 
 
 # --- real stage processes on a tiny synthetic project ------------------------------------------
@@ -799,3 +804,24 @@ def test_a_stopped_trial_is_failed_without_a_line_of_its_own(tmp_path, capsys, s
     (trial,) = study.get_trials()
     assert trial.state == TrialState.FAIL
     assert "failed" not in capsys.readouterr().out
+
+
+def test_optuna_is_used_through_its_public_api_only():
+    """No import of a private Optuna module and no private attribute of a study, trial or
+    storage: an Optuna release may change those without notice."""
+    import re
+
+    private = re.compile(r"optuna(\.\w+)*\._\w|\._storage\b|\._trial_id\b|\._study_id\b")
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in sorted((ROOT / "src").rglob("*.py")) + sorted((ROOT / "tools").glob("*.py"))
+             for number, line in enumerate(path.read_text().splitlines(), 1)
+             if private.search(line)]
+    assert not found, found
+
+
+def test_a_studys_objective_is_named(tmp_path):
+    params = load_params(ROOT / "params.yaml")
+    study = tuning.open_study("s", _journal(tmp_path), "tpe", params.tune, seed=1, max_epochs=2)
+    assert study.metric_names == ["val_accuracy"]
+    again = tuning.open_study("s", _journal(tmp_path), "tpe", params.tune, seed=1, max_epochs=2)
+    assert again.metric_names == ["val_accuracy"]

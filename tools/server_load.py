@@ -32,24 +32,26 @@ from servers import Postgres, TrackingServer
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _study(storage_url: str, name: str) -> tuple[optuna.Study, dict, object]:
+def _study(storage_url: str, name: str) -> tuple[optuna.Study, optuna.storages.BaseStorage, dict,
+                                                 object]:
     from imdb_rnn.config.params import load_params, model_section
     from imdb_rnn.search import study as tuning
 
     params = load_params(ROOT / "params.yaml")
     spec = params.tune.studies["lstm"]
     base = model_section(params, spec.model)
-    study = tuning.open_study(name, tuning.open_storage(storage_url), spec.sampler, params.tune,
+    storage = tuning.open_storage(storage_url)
+    study = tuning.open_study(name, storage, spec.sampler, params.tune,
                               seed=tuning.study_seed(params.tune.seed, name),
                               max_epochs=params.tune.trial_epochs(base))
-    return study, params.tune.space[spec.model], base
+    return study, storage, params.tune.space[spec.model], base
 
 
 def study_worker(storage_url: str, name: str, n_trials: int, seconds: float) -> None:
     """One worker process: the pipeline's trial loop with a stand-in objective."""
     from imdb_rnn.search import study as tuning
 
-    study, space, base = _study(storage_url, name)
+    study, storage, space, base = _study(storage_url, name)
 
     def objective(trial: optuna.Trial) -> float:
         values = tuning.suggest(trial, space, base)
@@ -57,7 +59,8 @@ def study_worker(storage_url: str, name: str, n_trials: int, seconds: float) -> 
         return -sum(abs(float(v)) for v in values.values() if isinstance(v, int | float))
 
     tuning.run_trials(study, objective, n_trials=n_trials, timeout=None,
-                      before_trial=lambda: tuning.recover_dead_trials(study))
+                      before_trial=lambda: tuning.recover_dead_trials(study, storage),
+                      storage=storage)
 
 
 def run_study(postgres: Postgres, workers: int, n_trials: int, seconds: float) -> dict:
@@ -69,7 +72,7 @@ def run_study(postgres: Postgres, workers: int, n_trials: int, seconds: float) -
                  for _ in range(workers)]
     codes = [p.wait() for p in processes]
     wall = time.perf_counter() - start
-    study, _, _ = _study(url, name)
+    study, _, _, _ = _study(url, name)
     trials = study.get_trials(deepcopy=False)
     finished = [t for t in trials if t.state == TrialState.COMPLETE]
     configs = {json.dumps(t.params, sort_keys=True) for t in finished}

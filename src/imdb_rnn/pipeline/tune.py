@@ -414,7 +414,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     try:
         with tuning.storage_errors(url):
             loop = _run_study(params, name, data_dir, study, experiment, parent, url,
-                              worker=worker, threads=threads, checkpoints=checkpoints,
+                              storage=storage, worker=worker, threads=threads, checkpoints=checkpoints,
                               kept=kept, baseline=baseline, helpers=helpers, start=start)
     except BaseException as error:
         compute.stop_processes(helpers)  # each ends its trial's run FAILED on SIGTERM
@@ -432,7 +432,7 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
 
 def _run_study(params: Params, name: str, data_dir: Path, study: optuna.Study,
                experiment: tracking.Experiment, parent: tracking.Run, url: str, *,
-               worker: bool, threads: int | None, checkpoints: Path | None, kept: Path | None,
+               storage: optuna.storages.BaseStorage, worker: bool, threads: int | None, checkpoints: Path | None, kept: Path | None,
                baseline: BaselinePaths | None, helpers: list, start: float
                ) -> tuning.LoopResult:
     """The trial loops of :func:`work`: this process's, and the extra workers it starts (added
@@ -453,13 +453,13 @@ def _run_study(params: Params, name: str, data_dir: Path, study: optuna.Study,
     objective = Objective(params, name, data_dir, experiment, parent, kept, baseline)
 
     def recover() -> None:
-        _close_dead_runs(study, tuning.recover_dead_trials(study), experiment, parent)
+        _close_dead_runs(study, tuning.recover_dead_trials(study, storage), experiment, parent)
 
     while True:
         remaining = (None if tune.timeout is None
                      else max(tune.timeout - (time.perf_counter() - start), 0.0))
         loop = tuning.run_trials(study, objective, n_trials=tune.n_trials, timeout=remaining,
-                                 before_trial=recover, storage_url=url)
+                                 before_trial=recover, storage_url=url, storage=storage)
         running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         if worker or loop.stopped_by == "timeout" or not running:
             break

@@ -35,8 +35,9 @@ def recover_when_answering(url: str, study_name: str, owner: Owner, seconds: flo
             time.sleep(pause)
             continue
         try:
-            study = optuna.load_study(study_name=study_name, storage=open_storage(url))
-            return recover_dead_trials(study)
+            storage = open_storage(url)
+            study = optuna.load_study(study_name=study_name, storage=storage)
+            return recover_dead_trials(study, storage)
         except Exception:  # noqa: BLE001  (the storage is still away)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)

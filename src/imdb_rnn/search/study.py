@@ -14,6 +14,7 @@ worker: each worker claims a trial only while fewer than ``n_trials`` are finish
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -31,8 +32,6 @@ from typing import Any
 import numpy as np
 import optuna
 import sqlalchemy.exc
-from optuna.samplers._lazy_random_state import LazyRandomState
-from optuna.storages._heartbeat import is_heartbeat_enabled
 from optuna.trial import TrialState
 
 from imdb_rnn.errors import PipelineError
@@ -47,6 +46,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 STORAGE_ENV = "IMDB_TUNE_STORAGE"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+OBJECTIVE = "val_accuracy"  # the name of every study's objective
 # Heartbeat of RDB storages: every worker records one for its running trial every
 # heartbeat_seconds(); a trial silent for grace_seconds() (its worker killed, its machine gone)
 # is failed and retried by the next worker that starts a trial. IMDB_TUNE_GRACE_SECONDS
@@ -244,53 +244,66 @@ def study_seed(seed: int, name: str) -> int:
     return int(np.random.SeedSequence([seed, zlib.crc32(name.encode())]).generate_state(1)[0])
 
 
-def _reseed(sampler: optuna.samplers.BaseSampler, seed: int) -> None:
-    """Seed every random state of ``sampler`` and of the samplers it holds (TPE's and GP's
-    random sampler for startup trials)."""
-    for value in vars(sampler).values():
-        if isinstance(value, LazyRandomState):
-            value.rng.seed(seed)
-        elif isinstance(value, optuna.samplers.BaseSampler):
-            _reseed(value, seed)
+class SeedPerTrial(optuna.samplers.BaseSampler):
+    """An Optuna sampler (its public interface for user-defined samplers) whose random draws for
+    trial N come from ``trial_seed(seed, N)``: before each trial it builds a new sampler of
+    ``kind`` with that seed (``before_trial``, where the trial's number is known and nothing has
+    been drawn yet) and hands it every call. The same study gives the same trials on every run,
+    and no two trials share their draws: seeding a sampler once per process would make every
+    process, a resumed run or a second worker, draw the first configurations again."""
 
+    def __init__(self, build: Callable[[int], optuna.samplers.BaseSampler], seed: int) -> None:
+        self.build = build
+        self.seed = seed
+        self.current = build(seed)
 
-class _SeedPerTrial:
-    """A sampler whose random draws for trial N come from ``trial_seed(seed, N)``: the same
-    study gives the same trials on every run, and no two trials share their draws. (Seeding
-    the sampler once per process would make every process, a resumed run or a second worker,
-    draw the first configurations again.)"""
-
-    def __init__(self, *args: Any, seed: int, **kwargs: Any) -> None:
-        super().__init__(*args, seed=seed, **kwargs)  # type: ignore[call-arg]
-        self._study_seed = seed
+    def __str__(self) -> str:
+        return type(self.current).__name__
 
     def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        _reseed(self, trial_seed(self._study_seed, trial.number))  # type: ignore[arg-type]
-        super().before_trial(study, trial)  # type: ignore[misc]
+        self.current = self.build(trial_seed(self.seed, trial.number))
+        self.current.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: optuna.trial.FrozenTrial
+                                    ) -> dict[str, optuna.distributions.BaseDistribution]:
+        return self.current.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                        search_space: dict[str, optuna.distributions.BaseDistribution]
+                        ) -> dict[str, Any]:
+        return self.current.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                           param_name: str, param_distribution: optuna.distributions.BaseDistribution
+                           ) -> Any:
+        return self.current.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: TrialState, values: list[float] | None) -> None:
+        self.current.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        """Nothing to do: each trial's seed comes from its number (``optimize(n_jobs>1)``
+        calls this for its threads)."""
 
 
-class RandomSampler(_SeedPerTrial, optuna.samplers.RandomSampler):
-    pass
-
-
-class TPESampler(_SeedPerTrial, optuna.samplers.TPESampler):
-    pass
-
-
-def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+def _build_sampler(kind: str, n_startup_trials: int, seed: int) -> optuna.samplers.BaseSampler:
     if kind == "random":
-        return RandomSampler(seed=seed)
+        return optuna.samplers.RandomSampler(seed=seed)
     if kind == "tpe":
-        return TPESampler(seed=seed, n_startup_trials=n_startup_trials)
-    try:
-        import torch  # noqa: F401  (GPSampler's dependency)
-    except ImportError:
-        raise PipelineError("sampler 'gp' (GPSampler) needs PyTorch: pip install torch") from None
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
+    return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
 
-    class GPSampler(_SeedPerTrial, optuna.samplers.GPSampler):
-        pass
 
-    return GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+def make_sampler(kind: str, seed: int, n_startup_trials: int) -> SeedPerTrial:
+    """The sampler of ``kind`` (``random``, ``tpe``, ``gp``), seeded per trial from ``seed``."""
+    if kind == "gp":
+        try:
+            import torch  # noqa: F401  (GPSampler's dependency)
+        except ImportError:
+            raise PipelineError("sampler 'gp' (GPSampler) needs PyTorch: pip install torch"
+                                ) from None
+    return SeedPerTrial(functools.partial(_build_sampler, kind, n_startup_trials), seed)
 
 
 def make_pruner(tune: TuneParams, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -359,11 +372,17 @@ def study_name(name: str, params: Params, data_dir: Path | None = None) -> str:
 
 def open_study(name: str, storage: optuna.storages.BaseStorage, sampler_kind: str,
                tune: TuneParams, *, seed: int, max_epochs: int) -> optuna.Study:
-    """Create or load study ``name``; ``seed`` seeds its sampler (:func:`study_seed`)."""
-    return optuna.create_study(
+    """Create or load study ``name``; ``seed`` seeds its sampler (:func:`study_seed`). Its
+    objective is named ``val_accuracy`` (optuna-dashboard and ``trials_dataframe`` show it)."""
+    study = optuna.create_study(
         study_name=name, storage=storage, direction="maximize", load_if_exists=True,
         sampler=make_sampler(sampler_kind, seed, tune.n_startup_trials),
         pruner=make_pruner(tune, max_epochs))
+    if study.metric_names != [OBJECTIVE]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([OBJECTIVE])
+    return study
 
 
 BASELINE_ATTR = "baseline"
@@ -447,14 +466,31 @@ def _worker_alive(worker: str) -> bool | None:
     return None if owner is None else owner.alive()
 
 
-def recover_dead_trials(study: optuna.Study) -> list[int]:
+def heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    """Seconds between a running trial's heartbeats on ``storage`` (an RDB storage opened with
+    ``heartbeat_interval``), or None when it records none (a journal)."""
+    get = getattr(storage, "get_heartbeat_interval", None)  # RDBStorage's public method
+    return get() if callable(get) else None
+
+
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    """The storage's id of trial ``number`` of ``study`` (what the storage's public methods
+    take), looked up through the storage's public API."""
+    return storage.get_trial_id_from_study_id_trial_number(
+        storage.get_study_id_from_name(study.study_name), number)
+
+
+def recover_dead_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> list[int]:
     """Fail RUNNING trials whose worker on this host is gone; queue their params again.
 
-    Returns the numbers of the trials failed. Heartbeat storages also fail stale trials of
-    workers on other machines (Optuna's own mechanism: its retry callback queues them again).
+    ``storage`` is the study's (Optuna gives a study's storage no public accessor; a trial of
+    another worker is failed through the storage's public methods, as Optuna's own
+    ``fail_stale_trials`` does). Returns the numbers of the trials failed. Heartbeat storages
+    also fail stale trials of workers on other machines (Optuna's own mechanism: its retry
+    callback queues them again).
     """
     failed = []
-    if is_heartbeat_enabled(study._storage):  # noqa: SLF001
+    if heartbeat_interval(storage) is not None:
         before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -466,12 +502,11 @@ def recover_dead_trials(study: optuna.Study) -> list[int]:
         worker = trial.user_attrs.get("worker")
         if worker is None or _worker_alive(worker) is not False:
             continue
-        storage = study._storage  # noqa: SLF001  (Optuna has no public API to fail a trial)
-        trial_id = trial._trial_id  # noqa: SLF001
+        key = trial_id(storage, study, trial.number)
         try:
-            storage.set_trial_user_attr(trial_id, "fail_reason",
+            storage.set_trial_user_attr(key, "fail_reason",
                                         f"worker {worker} died while running it")
-            if not storage.set_trial_state_values(trial_id, TrialState.FAIL):
+            if not storage.set_trial_state_values(key, TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:
             continue  # another worker recovered it first
@@ -507,30 +542,31 @@ def _surplus(study: optuna.Study, trial: optuna.Trial, n_trials: int) -> bool:
 
 class _Heartbeat:
     """The running trial's heartbeat on an RDB storage, every ``heartbeat_interval`` seconds
-    in a thread, as Optuna's ``optimize()`` records it (ask/tell has no public form of it).
-    Unlike Optuna's thread, one that the storage fails (a database restarting) tries again at
-    the next beat instead of dying with a traceback on stderr: the trial's own next write
-    says whether the storage is gone."""
+    in a thread, as Optuna's ``optimize()`` records it (ask/tell has no public form of it; the
+    storage's ``record_heartbeat`` is public). Unlike Optuna's thread, one that the storage
+    fails (a database restarting) tries again at the next beat instead of dying with a
+    traceback on stderr: the trial's own next write says whether the storage is gone."""
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        storage = study._storage  # noqa: SLF001  (the study's storage: no public accessor)
-        self.storage = storage if is_heartbeat_enabled(storage) else None
-        self.trial_id = trial._trial_id  # noqa: SLF001
+    def __init__(self, storage: optuna.storages.BaseStorage | None, study: optuna.Study,
+                 trial: optuna.Trial) -> None:
+        self.interval = None if storage is None else heartbeat_interval(storage)
+        self.storage = storage
+        self.trial_id = (None if self.interval is None
+                         else trial_id(storage, study, trial.number))  # type: ignore[arg-type]
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
 
     def beat(self) -> None:
-        interval = self.storage.get_heartbeat_interval()
         while True:
             try:
-                self.storage.record_heartbeat(self.trial_id)
+                self.storage.record_heartbeat(self.trial_id)  # type: ignore[union-attr]
             except Exception:  # noqa: BLE001  (the storage away for now: next beat)
                 pass
-            if self.stop.wait(timeout=interval):
+            if self.stop.wait(timeout=self.interval):
                 return
 
     def __enter__(self) -> _Heartbeat:
-        if self.storage is not None:
+        if self.interval is not None:
             self.thread = threading.Thread(target=self.beat, daemon=True,
                                            name=f"heartbeat-{self.trial_id}")
             self.thread.start()
@@ -617,14 +653,16 @@ def _compact(values: Mapping[str, Any]) -> str:
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], *,
                n_trials: int, timeout: float | None,
                before_trial: Callable[[], object] | None = None,
-               storage_url: str | None = None) -> LoopResult:
+               storage_url: str | None = None,
+               storage: optuna.storages.BaseStorage | None = None) -> LoopResult:
     """Ask/tell loop of one worker until ``n_trials`` finished trials exist or time runs out.
 
     The objective raises ``optuna.TrialPruned`` for a pruned trial; any other exception fails
     the trial (recorded with its message) and ends the loop with that error. ``before_trial``
     runs before each claim (the stage's recovery of dead workers' trials, as Optuna's own
     ``optimize`` fails stale trials before each trial); on heartbeat storages the running trial
-    records a heartbeat all along. A trial the storage (``storage_url``) fails to close is
+    records a heartbeat all along (``storage``: the study's, when it is an RDB storage opened
+    with a heartbeat interval). A trial the storage (``storage_url``) fails to close is
     handed off (:func:`hand_off_trials`), and the storage's error raised.
     """
     start = time.perf_counter()
@@ -649,7 +687,7 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
         started = time.perf_counter()
         try:
             # Without a heartbeat a dead worker's trial is never found stale.
-            with _Heartbeat(study, trial):
+            with _Heartbeat(storage, study, trial):
                 value = objective(trial)
         except optuna.TrialPruned:
             _tell(study, trial, storage_url, state=TrialState.PRUNED)
