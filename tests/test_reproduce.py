@@ -208,3 +208,31 @@ def test_contradictory_vector_options_are_refused_before_anything_runs(argv, mes
         main([*argv, "--out", str(tmp_path / "out"), "--table", str(tmp_path / "t.md"),
               "--params", str(Path(__file__).parents[1] / "params.yaml")])
     assert not (tmp_path / "out").exists() and not (tmp_path / "t.md").exists()
+
+
+@pytest.mark.parametrize("argv, saved", [
+    (["elman_xor", "--seeds", "1", "2"], "elman_xor.json"),
+    (["nlpia_simplernn", "--word2vec", "--seeds", "1"], "nlpia_simplernn+word2vec300.json"),
+])
+def test_a_run_of_fewer_seeds_never_replaces_a_saved_row(argv, saved, tmp_path):
+    """A committed 5-seed row stays: the smaller run is refused before it trains, in one line
+    naming the file and the seeds to give; --replace replaces it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / saved).write_text(json.dumps({"preset": "x", "seeds": [1, 2, 3, 4, 5]}))
+    before = (out / saved).read_text()
+    with pytest.raises(PipelineError, match=r"holds 5 seeds \(1 2 3 4 5\) and this run has "
+                                            r"\d: not replaced; give --seeds 1 2 3 4 5"):
+        main([*argv, "--out", str(out), "--table", str(tmp_path / "t.md"),
+              "--params", str(Path(__file__).parents[1] / "params.yaml")])
+    assert (out / saved).read_text() == before and not (tmp_path / "t.md").exists()
+
+
+def test_replace_lets_a_smaller_xor_run_replace_the_row(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "elman_xor.json").write_text(json.dumps({"preset": "elman_xor", "seeds": [1, 2, 3]}))
+    from imdb_rnn.reproductions.reproduce import check_not_smaller
+
+    check_not_smaller(out, "elman_xor", [1], replace=True)  # no error
+    check_not_smaller(out, "elman_xor", [1, 2, 3], replace=False)  # as many: fine

@@ -46,4 +46,6 @@ def parser() -> argparse.ArgumentParser:
                         help="preprocessed reviews table, for --word2vec")
     parser.add_argument("--out", type=Path, default=Path("reports/reproductions"))
     parser.add_argument("--table", type=Path, default=Path("reports/reproductions.md"))
+    parser.add_argument("--replace", action="store_true",
+                        help="replace a saved row even if it has more seeds than this run")
     return parser

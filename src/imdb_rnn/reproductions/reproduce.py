@@ -302,8 +302,29 @@ def write_reports(result: dict, out_dir: Path, table: Path) -> None:
     write_text(table, table_markdown(results))
 
 
+def check_not_smaller(out_dir: Path, key: str, seeds: Sequence[int], replace: bool) -> None:
+    """Refuse, before any training, a run of fewer seeds than the saved row of ``key`` has (a
+    committed 5-seed row is not replaced by a 3-seed one unless ``replace``)."""
+    saved = out_dir / f"{key}.json"
+    if replace or not saved.is_file():
+        return
+    before = read_json(saved, "reproduction results").get("seeds") or []
+    if len(before) > len(seeds):
+        raise PipelineError(
+            f"{saved} holds {len(before)} seeds ({' '.join(map(str, before))}) and this run "
+            f"has {len(seeds)}: not replaced; give --seeds {' '.join(map(str, before))} (or "
+            f"more), or --replace")
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     args = arguments.parser().parse_args(argv)
+    if args.preset == arguments.XOR:
+        key = arguments.XOR
+    else:
+        vectors = (Path(f"word2vec{get_preset(args.preset).embedding_dim}.txt") if args.word2vec
+                   else args.vectors)
+        key = result_key(args.preset, vectors, args.trainable)
+    check_not_smaller(args.out, key, args.seeds, args.replace)
     if args.preset == arguments.XOR:
         if args.vectors or args.word2vec:
             raise PipelineError("elman_xor has no embedding: --vectors and --word2vec do not apply")
