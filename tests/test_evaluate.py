@@ -140,7 +140,8 @@ def test_the_network_is_an_mlflow_model_of_raw_text_with_its_data_and_test_metri
     served = mlflow.pyfunc.load_model(f"models:/{run_file['model_id']}")
     assert served.metadata.get_input_schema().input_names() == ["review"]
     out = served.predict(pd.DataFrame({"review": texts}))
-    assert list(out.columns) == ["positive_probability"]
+    assert list(out.columns) == ["positive_probability", "label"]
+    assert (out["label"] == np.where(out["positive_probability"] >= 0.5, "pos", "neg")).all()
     np.testing.assert_allclose(out["positive_probability"], Predictor(model_dir).predict(texts),
                                rtol=1e-6)
     by_run = mlflow.pyfunc.load_model(f"runs:/{run_file['run_id']}/tiny")

@@ -49,8 +49,10 @@ def test_tfidf_is_logged_as_a_raw_text_model_with_its_table_and_test_metrics(tmp
     mlflow.set_tracking_uri(params.mlflow.tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/{logged.model_id}")
     raw = ["Great, LOVED it!<br /> film 3", "awful and dull... film 4"]
-    served = model.predict(pd.DataFrame({"review": raw}))["positive_probability"].to_numpy()
+    answer = model.predict(pd.DataFrame({"review": raw}))
+    served = answer["positive_probability"].to_numpy()
     assert served.shape == (2,) and served[0] > 0.5 > served[1]
+    assert list(answer["label"]) == ["pos", "neg"]  # the networks' answer, the same shape
     saved = pd.read_csv(tmp_path / "evaluation/tfidf_logreg/predictions.csv")
     test_rows = [r for r in rows if r["split"] == "test"]
     # The plain-data scoring equals scikit-learn's on the same reviews.

@@ -178,7 +178,10 @@ def test_the_served_champion_answers_reviews_and_refuses_the_rest_with_one_line(
             status, text = _post(base, body)
             answers.append((name, body, status, text))
             assert status == 200, (name, text)
-            served = [row["positive_probability"] for row in json.loads(text)["predictions"]]
+            rows = json.loads(text)["predictions"]
+            assert all(set(row) == {"positive_probability", "label"} for row in rows), rows
+            served = [row["positive_probability"] for row in rows]
+            assert [row["label"] for row in rows] == ["pos" if p >= 0.5 else "neg" for p in served]
             np.testing.assert_allclose(served, expected, atol=5e-5, err_msg=name)
         for value, reason in NOT_REVIEWS.items():
             # Alone, and after a review (row 1). Not after a review as instances records:

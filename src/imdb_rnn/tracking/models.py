@@ -44,12 +44,13 @@ from mlflow.types.schema import AnyType
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.tracking.runs import (STORE_ERRORS, Experiment, Run, _one_line, environment,
                                     store_failure)
-from imdb_rnn.tracking.served import INPUT_COLUMN, OUTPUT_COLUMN
+from imdb_rnn.tracking.served import INPUT_COLUMN, LABEL_COLUMN, OUTPUT_COLUMN
 
 # ``review`` is declared Any, not string: MLflow's schema check would turn a number sent as
 # {"inputs": [42]} into the text "42"; passed on as sent, predict refuses it (served.py).
 SIGNATURE = ModelSignature(inputs=Schema([ColSpec(AnyType(), INPUT_COLUMN)]),
-                           outputs=Schema([ColSpec("double", OUTPUT_COLUMN)]))
+                           outputs=Schema([ColSpec("double", OUTPUT_COLUMN),
+                                           ColSpec("string", LABEL_COLUMN)]))
 INPUT_EXAMPLE = pd.DataFrame({INPUT_COLUMN: ["A wonderful, moving film.",
                                              "Two hours I will never get back."]})
 # The code of each kind of logged model (MLflow runs the logged copy of this file on load).

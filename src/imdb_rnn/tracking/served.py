@@ -34,6 +34,8 @@ from imdb_rnn.data.text import checked_reviews, standardize
 
 INPUT_COLUMN = "review"
 OUTPUT_COLUMN = "positive_probability"
+LABEL_COLUMN = "label"  # "pos" at a positive probability of 0.5 or more, else "neg"
+THRESHOLD = 0.5
 # The reference's files inside its logged model's artifact "reference".
 REFERENCE_WEIGHTS = "weights.npz"
 REFERENCE_SETTINGS = "settings.json"
@@ -79,7 +81,11 @@ def review_texts(model_input: Any) -> list[str]:
 
 
 def probabilities_frame(probabilities: np.ndarray) -> pd.DataFrame:
-    return pd.DataFrame({OUTPUT_COLUMN: np.asarray(probabilities, dtype=np.float64)})
+    """What every logged model answers, the reference's too: per review its positive
+    probability and the label it implies (``{"positive_probability": p, "label": "pos"}``)."""
+    p = np.asarray(probabilities, dtype=np.float64)
+    return pd.DataFrame({OUTPUT_COLUMN: p,
+                         LABEL_COLUMN: np.where(p >= THRESHOLD, "pos", "neg").astype(object)})
 
 
 class ReviewSentiment(mlflow.pyfunc.PythonModel):
