@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -88,8 +89,41 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     # dvc.yaml's plot templates and the offline page `dvc plots show` fills (as in a clone)
     shutil.copytree(ROOT / ".dvc" / "plots", root / ".dvc" / "plots")
     run(["dvc", "config", "plots.html_template", "plots/offline.html"], root)
-    run(["dvc", "repro"], root)
+    first = run(["dvc", "repro"], root)
+    (root.parent / "repro.log").write_text(first.stdout + first.stderr)  # read by test_console
     return root
+
+
+# What a library prints and a person need not read: native TensorFlow log lines (E0000 oneDNN
+# DT_BOOL ...), absl's notice, Python warnings, MLflow's model-logging notes, Optuna's INFO.
+NOISE = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|Warning:|warnings\.warn|Validating input "
+                   r"example|CloudPickle|^\[I \d{4}-|Traceback")
+
+
+def stage_lines(log: str) -> dict[str, list[str]]:
+    """Each stage's own lines in a `dvc repro` log (DVC's lines and the command echo left out)."""
+    lines: dict[str, list[str]] = {}
+    stage = None
+    for line in log.splitlines():
+        if line.startswith("Running stage '"):
+            stage = line.split("'")[1]
+            lines[stage] = []
+        elif stage and line.strip() and not line.startswith(("> ", "Updating lock file",
+                                                              "Generating lock file", "Use `dvc")):
+            lines[stage].append(line)
+    return lines
+
+
+def test_console_a_stage_says_a_few_short_lines_and_no_library_noise(project):
+    log = (project.parent / "repro.log").read_text()
+    noise = [line for line in log.splitlines() if NOISE.search(line)]
+    assert not noise, noise
+    lines = stage_lines(log)
+    assert "train@lstm" in lines and "report" in lines
+    # a stage: one sentence (a study: one line per trial, 3 here, and its summary)
+    wordy = {stage: said for stage, said in lines.items() if len(said) > 6}
+    assert not wordy, wordy
+    assert max(len(line) for said in lines.values() for line in said) <= 240
 
 
 def test_data_stages_on_the_slice(project):
@@ -226,6 +260,12 @@ def test_seed_replicates_and_the_leaderboard(project):
 def test_dvc_understands_metrics_and_plots(project):
     metrics = json.loads(run(["dvc", "metrics", "show", "--json"], project).stdout)
     assert metrics  # DVC parsed every metrics file
+    # numbers only, one row per model: metrics/NAME.json
+    files = metrics[""]["data"]
+    assert sorted(files) == sorted(f"metrics/{p.name}" for p in (project / "metrics").iterdir())
+    assert all(type(v) in (int, float) for f in files.values() for v in f["data"].values())
+    table = run(["dvc", "metrics", "show"], project).stdout.splitlines()
+    assert len(table) == len(files) + 1 and max(map(len, table)) <= 120, table
     run(["dvc", "plots", "show", "-o", "plots_html"], project)
     page = (project / "plots_html" / "index.html").read_text()
     # the three all-model charts on the offline page (tests/test_plots.py renders it)
