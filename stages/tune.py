@@ -30,7 +30,8 @@ def main() -> None:
                        ("--history", "its per-epoch history (CSV)"),
                        ("--train-metrics", "its training summary (JSON)"),
                        ("--metrics", "its test metrics (JSON)"), ("--roc", "its ROC points (CSV)"),
-                       ("--predictions", "its per-review test predictions (CSV)")):
+                       ("--predictions", "its per-review test predictions (CSV)"),
+                       ("--figures", "folder of Optuna's plots of the study (PNG)")):
         parser.add_argument(flag, type=Path, help=what)
     parser.add_argument("--checkpoints", type=Path, default=Path("studies/checkpoints"),
                         help="where trials keep their weights when they train at full fidelity "
@@ -62,7 +63,7 @@ def main() -> None:
     paths = TunePaths(args.data, args.best, args.trials, args.model_dir, args.history,
                       args.train_metrics,
                       EvaluationPaths(args.metrics, args.roc, args.predictions),
-                      args.checkpoints, baseline)
+                      args.checkpoints, baseline, args.figures)
     summary = tune(params, args.study, paths)
     best = ("the baseline" if summary["best_is_baseline"]
             else f"trial {summary['best_trial']}")

@@ -222,6 +222,14 @@ def test_each_study_finished_its_trials_and_links_its_best(project):
         (tuned,) = [r for r in children
                     if r.data.tags["run_kind"] in ("best_trial", "retrained_best")]
         assert tuned.data.metrics["test_accuracy"] == best["test_accuracy"]
+        # Optuna's own plots of the search: in the report folder and on the study's run (3
+        # trials: no importances below MIN_IMPORTANCE_TRIALS complete ones)
+        drawn = {p.name for p in (project / f"reports/tune/{study}/figures").iterdir()}
+        assert {"history.png", "slice.png"} <= drawn and "importances.png" not in drawn
+        assert set(best["figures"]) == {name.removesuffix(".png") for name in drawn}
+        logged = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
+        assert logged == {f"optuna/{name}" for name in drawn}
+        assert best["param_importances"] is None
 
 
 def test_seed_replicates_and_the_leaderboard(project):
@@ -254,7 +262,8 @@ def test_seed_replicates_and_the_leaderboard(project):
     assert (project / "reports/index.html").stat().st_size > 50_000  # figures inlined
     assert {p.name for p in (project / "reports/figures").iterdir()} >= {
         "learning_curves.png", "roc.png", "confusion.png", "accuracy_vs_time.png",
-        "expected_max.png", "search_slices.png"}
+        "expected_max.png"}
+    assert "](tune/lstm_tpe/figures/history.png)" in text  # Optuna's plots, on the page too
 
 
 def test_dvc_understands_metrics_and_plots(project):

@@ -7,6 +7,9 @@ import copy
 import json
 from pathlib import Path
 
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -145,6 +148,11 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
                   "value": [0.85, None, 0.9], "param_units": [16, 32, 64],
                   "param_dropout": [0.1, 0.2, 0.3], "param_maxlen": [100, 200, 300]}
                  ).to_csv(tune / "trials.csv", index=False)
+    # the tune stage's Optuna plot of the study (one here): shown on the page, linked in the text
+    (tune / "figures").mkdir()
+    figure = plt.figure(figsize=(2, 2))
+    figure.savefig(tune / "figures" / "history.png")
+    plt.close(figure)
     out = tmp_path / "out"
     out.mkdir()
     board = build_report(parsed, tmp_path / "reports", tmp_path / "evaluation", out)
@@ -178,6 +186,7 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     assert single_runs.count(" beats ") + single_runs.count("not distinguishable") == 3
     html = (out / "index.html").read_text()
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
+    assert "](tune/lstm_tpe/figures/history.png)" in text
     significance = pd.read_csv(out / "significance.csv")
     assert len(significance) == 15  # 6 models, every pair, McNemar
     welch = significance.dropna(subset=["welch_p"])

@@ -825,3 +825,16 @@ def test_a_studys_objective_is_named(tmp_path):
     assert study.metric_names == ["val_accuracy"]
     again = tuning.open_study("s", _journal(tmp_path), "tpe", params.tune, seed=1, max_epochs=2)
     assert again.metric_names == ["val_accuracy"]
+
+
+def test_stale_studies_of_a_stage_are_marked_superseded_by_the_current_one(tmp_path):
+    storage = _journal(tmp_path)
+    for name in ("cnn-aaaa1111", "cnn-bbbb2222", "cnn_tpe-cccc3333", "cnn-dddd4444"):
+        optuna.create_study(study_name=name, storage=storage)
+    assert sorted(tuning.mark_superseded(storage, "cnn", "cnn-dddd4444")) == [
+        "cnn-aaaa1111", "cnn-bbbb2222"]
+    attrs = {s.study_name: s.user_attrs for s in optuna.get_all_study_summaries(storage)}
+    assert attrs["cnn-aaaa1111"]["superseded_by"] == "cnn-dddd4444"
+    assert "superseded_by" not in attrs["cnn-dddd4444"] and "superseded_by" not in attrs[
+        "cnn_tpe-cccc3333"]  # another stage's study
+    assert tuning.mark_superseded(storage, "cnn", "cnn-dddd4444") == []  # once

@@ -17,6 +17,7 @@ import pandas as pd
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.io import read_json, write_json
 from imdb_rnn.layout import Reports, tuned_name
+from imdb_rnn.search.figures import FIGURES as SEARCH_FIGURES
 from imdb_rnn.config.params import Params
 
 # Numbers these families are usually compared with (test accuracy unless marked), from the
@@ -497,7 +498,6 @@ def leaderboard_markdown(board: pd.DataFrame, tests: pd.DataFrame, top: list[str
 
 FIGURES = "figures"
 METRICS = "metrics"
-SLICE_PARAMS = ("maxlen", "units", "dropout")
 
 
 def _save(figure, path: Path) -> None:
@@ -604,13 +604,23 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
                   for name, (_, trials) in studies.items()}
         figures["Expected best validation accuracy of each study (Dodge et al. 2019)"] = (
             plots.expected_max_curves(curves), "expected_max.png")
-        figures["Search: parameter importances and slices"] = (
-            plots.importances_and_slices(studies, SLICE_PARAMS), "search_slices.png")
     images = {}
+    links = {}  # title -> path relative to the leaderboard (reports/)
     for title, (figure, file) in figures.items():
         _save(figure, out / FIGURES / file)
         images[title] = out / FIGURES / file
-    text += "\n## Figures\n\n" + "\n".join(f"![{t}]({FIGURES}/{p.name})" for t, p in images.items())
+        links[title] = f"{FIGURES}/{file}"
+    # Each study's search as Optuna draws it (the tune stage's PNGs; importances only from
+    # MIN_IMPORTANCE_TRIALS complete trials on).
+    for name in params.tune.studies:
+        folder = layout.study_dir(name) / "figures"
+        for file, caption in SEARCH_FIGURES.items():
+            path = folder / f"{file}.png"
+            if path.is_file():
+                title = f"Search, study {name}: {caption}"
+                images[title] = path
+                links[title] = path.relative_to(reports).as_posix()
+    text += "\n## Figures\n\n" + "\n".join(f"![{t}]({links[t]})" for t in images)
     (out / "leaderboard.md").write_text(text + "\n", encoding="utf-8")
     sections = [text.split("\n## Figures")[0]]
     search = layout.search_comparison

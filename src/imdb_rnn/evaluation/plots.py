@@ -139,26 +139,3 @@ def expected_max_curves(curves: dict[str, list[float]]) -> Figure:
     return figure
 
 
-def importances_and_slices(studies: dict[str, tuple[dict, pd.DataFrame]],
-                           params: tuple[str, ...]) -> Figure:
-    """Per study: fANOVA importances, then validation accuracy against each of ``params``."""
-    names = list(studies)
-    figure, axes = plt.subplots(max(len(names), 1), 1 + len(params),
-                                figsize=(3.3 * (1 + len(params)), 2.8 * max(len(names), 1)),
-                                squeeze=False)
-    for row, name in zip(axes, names, strict=False):
-        best, trials = studies[name]
-        importances = best.get("param_importances") or {}
-        row[0].barh(list(importances), list(importances.values()))
-        row[0].set_title(f"{name}: importance", fontsize=9)
-        row[0].tick_params(labelsize=7)
-        done = trials[trials["state"] == "COMPLETE"]
-        for ax, param in zip(row[1:], params, strict=True):
-            column = f"param_{param}"
-            if column in done:
-                ax.scatter(done[column], done["value"], s=14)
-            ax.set_title(f"{name}: {param}", fontsize=9)
-            ax.tick_params(labelsize=7)
-            ax.grid(alpha=0.3)
-    figure.tight_layout()
-    return figure

@@ -40,13 +40,15 @@ from imdb_rnn import compute
 from imdb_rnn.config import ModelSection, Params, model_section
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.evaluation import EvaluationPaths
-from imdb_rnn.io import atomic_path, atomic_paths, write_json
+from imdb_rnn.io import (atomic_path, atomic_paths, move_into_place, temporary_directory,
+                         write_json)
 from imdb_rnn.modeling import (MODEL_FILE, PREPROCESSING_FILE, RUN_FILE, Stopping, TrainResult,
                                fit, load_model, recipe_for)
 from imdb_rnn.pipeline.evaluate import evaluate
 from imdb_rnn.layout import tuned_name
 from imdb_rnn.pipeline.train import TrainPaths, train
 from imdb_rnn.search import study as tuning
+from imdb_rnn.search.figures import MIN_IMPORTANCE_TRIALS, save_figures, search_figures
 from imdb_rnn.search.trial_data import TrialData
 from imdb_rnn.data import load_sequences
 from imdb_rnn.tracking import runs as tracking
@@ -175,6 +177,7 @@ class TunePaths:
     evaluation: EvaluationPaths  # its test metrics, ROC points, predictions
     checkpoints: Path | None = None  # where trials' weights are kept (None: always retrain)
     baseline: BaselinePaths | None = None  # the base model's train stage outputs (trial 0)
+    figures: Path | None = None  # Optuna's plots of the study (PNG), also logged to its run
 
 
 class _TrialCallback(keras.callbacks.Callback):
@@ -348,9 +351,9 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
 
 def param_importances(study: optuna.Study) -> dict[str, float] | None:
     """Optuna's fANOVA importance of each searched param for validation accuracy (complete
-    trials; None with fewer than two, or when every trial scored the same)."""
+    trials; None with fewer than MIN_IMPORTANCE_TRIALS, or when every trial scored the same)."""
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if len(complete) < 2 or len({t.value for t in complete}) < 2:
+    if len(complete) < MIN_IMPORTANCE_TRIALS or len({t.value for t in complete}) < 2:
         return None
     try:
         importances = optuna.importance.get_param_importances(
@@ -387,6 +390,9 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
                                   seed=tuning.study_seed(tune.seed, name),
                                   max_epochs=tune.trial_epochs(base))
         tuning.enqueue_baseline(study, tune.space[spec.model], base)
+        if not worker:
+            study.set_user_attr("dvc_stage", f"tune@{name}")
+            tuning.mark_superseded(storage, name, full_name)
         known = study.user_attrs.get("mlflow_parent_run_id")
     # Tied to this study of this storage: a study of the same name elsewhere (a scratch copy's
     # journal, another database) has a parent of its own.
@@ -597,9 +603,19 @@ def _finish(params: Params, name: str, paths: TunePaths, study: optuna.Study,
                          experiment=tune.experiment)
     summary |= {"tuned_val_accuracy": trained["best_val_accuracy"],
                 "test_accuracy": evaluated["accuracy"]}
+    figures = search_figures(study)
+    for file, figure in figures.items():
+        parent.log_figure(figure, f"optuna/{file}.png")
+    summary["figures"] = list(figures)
     with atomic_paths(paths.trials_csv, paths.best_json) as (trials_tmp, best_tmp):
         table.to_csv(trials_tmp, index=False, float_format="%.5f")
         write_json(best_tmp, summary)
+    if paths.figures is not None:
+        with temporary_directory(paths.figures) as tmp:
+            save_figures(figures, tmp / "figures")
+            move_into_place(tmp / "figures", paths.figures)
+    else:
+        save_figures(figures, None)
     parent.log_metrics({"test_accuracy": evaluated["accuracy"]})
     parent.end("FINISHED")
     if kept is not None:  # only the best trial's weights can still become the tuned model

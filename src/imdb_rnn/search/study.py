@@ -388,6 +388,23 @@ def open_study(name: str, storage: optuna.storages.BaseStorage, sampler_kind: st
 BASELINE_ATTR = "baseline"
 
 
+def mark_superseded(storage: optuna.storages.BaseStorage, name: str, current: str) -> list[str]:
+    """Tag every other study of stage study ``name`` in ``storage`` (``NAME-<hash>`` of an
+    earlier space, base or data) with the user attribute ``superseded_by: current``, so that
+    optuna-dashboard and ``optuna studies`` tell the current study from stale ones (Optuna
+    cannot delete a study's trials piecemeal, and a stale study may be wanted again when the
+    params go back). Returns the names tagged now."""
+    tagged = []
+    for other in optuna.study.get_all_study_names(storage):
+        if other == current or other.rpartition("-")[0] != name:
+            continue
+        stale = optuna.load_study(study_name=other, storage=storage)
+        if stale.user_attrs.get("superseded_by") != current:
+            stale.set_user_attr("superseded_by", current)
+            tagged.append(other)
+    return tagged
+
+
 def baseline_values(space: Mapping[str, RangeDimension | ChoiceDimension],
                     base: ModelSection) -> dict[str, Any]:
     """The base section's values of the searched keys: the study's first trial."""
