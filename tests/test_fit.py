@@ -143,3 +143,28 @@ def test_without_patience_every_epoch_trains_and_the_best_is_kept():
     losses = [h["val_loss"] for h in result.history]
     assert len(result.history) == 4
     assert result.best_epoch == int(np.argmin(losses)) + 1
+
+
+def test_a_trainings_epochs_reach_mlflow_as_they_end(tmp_path, monkeypatch):
+    """The train stage's LiveEpochs: epoch N's metrics are in the tracking store when epoch N
+    ends, not only after the training (the UI shows a training while it runs)."""
+    import keras
+
+    from imdb_rnn.config.params import MlflowParams
+    from imdb_rnn.pipeline.train import LiveEpochs
+    from imdb_rnn.tracking import runs as tracking
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    experiment = tracking.connect(MlflowParams(tracking_uri=f"sqlite:///{tmp_path}/m.db",
+                                               experiment="t"))
+    seen = []
+
+    class Look(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            history = experiment.client.get_metric_history(run.id, "val_accuracy")
+            seen.append(sorted(m.step for m in history))
+
+    with experiment.run("live", tags={}) as run:
+        fit(recipe_for(_lstm(epochs=2)), _toy_data(64, 0), _toy_data(16, 1), vocab_size=10,
+            seed=1, verbose=0, callbacks=[LiveEpochs(run), Look()])
+    assert seen == [[1], [1, 2]]

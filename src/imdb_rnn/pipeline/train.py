@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
+import numpy as np
 import pandas as pd
 
 from imdb_rnn.config import ModelSection, Params, model_section
@@ -29,8 +31,24 @@ class TrainPaths:
     metrics_json: Path
 
 
+class LiveEpochs(keras.callbacks.Callback):
+    """Log each epoch's metrics to the MLflow run as the epoch ends (step = epoch number), so
+    the UI shows a training while it runs; the epoch's seconds follow with the history."""
+
+    def __init__(self, run: tracking.Run) -> None:
+        super().__init__()
+        self.run = run
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        values = {k: float(v) for k, v in (logs or {}).items()
+                  if isinstance(v, int | float | np.floating)}
+        self.run.log_metrics(values, step=epoch + 1)
+
+
 def fit_section(params: Params, section: ModelSection, data_dir: Path, *, seed: int,
-                verbose: int | None = None) -> tuple[TrainResult, float | None]:
+                verbose: int | None = None,
+                callbacks: Sequence[keras.callbacks.Callback] = ()
+                ) -> tuple[TrainResult, float | None]:
     """Fit ``section`` on the training split, early stopping on validation, training seed
     ``seed``; returns the result and the share of the vocabulary the pretrained vectors cover."""
     train = load_sequences(data_dir / "train.npz")
@@ -39,7 +57,7 @@ def fit_section(params: Params, section: ModelSection, data_dir: Path, *, seed: 
     matrix, coverage = initial_embedding(section, vocabulary, seed)
     result = fit(recipe_for(section, params.train), train, val, vocab_size=len(vocabulary), seed=seed,
                  stopping=Stopping(params.train.monitor, params.train.patience),
-                 embedding=matrix, verbose=verbose)
+                 embedding=matrix, verbose=verbose, callbacks=callbacks)
     return result, coverage
 
 
@@ -114,11 +132,14 @@ def train(params: Params, name: str, paths: TrainPaths, *, section: ModelSection
         run.log_params(resolved)
         models.log_splits(run, paths.data_dir, ["train", "val"])
         result, coverage = fitted or fit_section(params, section, paths.data_dir,
-                                                 seed=params.train.seed)
+                                                 seed=params.train.seed,
+                                                 callbacks=[LiveEpochs(run)])
         summary = training_summary(name, section, result, coverage)
         text_summary = save_model_folder(params, section, result, paths.data_dir, model_tmp,
                                          resolved)
-        run.log_history(result.history)
+        # Trained here: the epochs' metrics were logged live, their seconds are known now.
+        run.log_history(result.history if fitted else
+                        [{"epoch": r["epoch"], "seconds": r["seconds"]} for r in result.history])
         run.log_metrics({k: v for k, v in summary.items()
                          if isinstance(v, (int, float)) and k != "epochs"}
                         | {"epochs_trained": summary["epochs"]})
