@@ -154,7 +154,7 @@ def test_word_vectors_come_from_training_and_unlabeled_text(project):
 
 def test_every_model_is_evaluated_on_the_whole_test_slice(project):
     tuned = [f"tuned_{study}" for study in STUDIES]
-    for name in [*TINY_MODELS, *tuned, "tfidf_logreg", "majority"]:
+    for name in [*TINY_MODELS, *tuned, "tfidf_logreg", "nbsvm", "majority"]:
         metrics = json.loads((project / f"reports/evaluate/{name}/metrics.json").read_text())
         assert metrics["reviews"] == 300
         assert 0.0 <= metrics["accuracy"] <= 1.0
@@ -173,7 +173,7 @@ def test_mlflow_has_one_finished_run_per_model(project):
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(r.data.tags["model"] for r in runs) == sorted([*TINY_MODELS, "tfidf_logreg",
-                                                                 "majority"])
+                                                                 "nbsvm", "majority"])
     assert {r.info.status for r in runs} == {"FINISHED"}
     by_model = {r.data.tags["model"]: r for r in runs}
     assert "test_accuracy" in by_model["tfidf_logreg"].data.metrics
@@ -247,7 +247,7 @@ def test_seed_replicates_and_the_leaderboard(project):
         assert (seeds.get("reused_from") == "seeds@lstm") == bool(best["best_is_baseline"])
     board = pd.read_csv(project / "reports/leaderboard.csv")
     assert sorted(board["model"]) == sorted([*TINY_MODELS, *[f"tuned_{s}" for s in STUDIES],
-                                             "tfidf_logreg", "majority"])
+                                             "tfidf_logreg", "nbsvm", "majority"])
     assert (board["ci_low"] <= board["test_accuracy"]).all()
     assert (board["mean_ci_low"] <= board["mean_accuracy"]).all()
     assert board["mean_accuracy"].is_monotonic_decreasing  # ranked by the seed means

@@ -7,6 +7,7 @@ import json
 
 import mlflow
 import numpy as np
+import pytest
 import pandas as pd
 
 from conftest import ROOT
@@ -36,7 +37,11 @@ def test_tfidf_is_logged_as_a_raw_text_model_with_its_table_and_test_metrics(tmp
         "mlflow": params.mlflow.model_copy(update={
             "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "experiment": "baselines"})})
     results = reference(params, table, tmp_path / "reports", tmp_path / "evaluation")
-    assert set(results) == {"tfidf_logreg", "majority"}
+    assert set(results) == {"tfidf_logreg", "nbsvm", "majority"}
+    # NBSVM separates the toy reviews, as TF-IDF does; the null model cannot
+    assert results["nbsvm"]["accuracy"] == 1.0 and results["majority"]["accuracy"] == 0.5
+    assert runs_params_nbsvm(params, tmp_path)["nbsvm_ngram_max"] == str(
+        params.reference.nbsvm.ngram_max)
     experiment = tracking.connect(params.mlflow)
     runs = {r.info.run_name: r for r in experiment.runs("")}
     assert {r.info.status for r in runs.values()} == {"FINISHED"}
@@ -59,3 +64,30 @@ def test_tfidf_is_logged_as_a_raw_text_model_with_its_table_and_test_metrics(tmp
     np.testing.assert_allclose(served, saved.set_index("review").loc[
         [test_rows[3]["review"], test_rows[4]["review"]], "probability"], rtol=1e-6)
     assert json.loads((tmp_path / "reports/majority/metrics.json").read_text())["accuracy"] == 0.5
+
+
+def runs_params_nbsvm(params, tmp_path):
+    from imdb_rnn.tracking import runs as tracking
+
+    experiment = tracking.connect(params.mlflow)
+    (run,) = [r for r in experiment.runs("") if r.info.run_name == "nbsvm"]
+    return run.data.params
+
+
+def test_nbsvm_weights_each_ngram_by_its_naive_bayes_log_count_ratio():
+    """r = log((p/|p|1) / (q/|q|1)) with alpha-smoothed binary counts: a word seen only in
+    positive reviews gets a positive ratio, one in both equally often none."""
+    from imdb_rnn.config.params import NbsvmParams
+    from imdb_rnn.evaluation.reference import Nbsvm
+
+    texts = pd.Series(["good film", "good good film", "bad film", "bad plot film"])
+    labels = pd.Series([1, 1, 0, 0])
+    model = Nbsvm(NbsvmParams(ngram_max=1, alpha=1.0, C=1.0), seed=0).fit(texts, labels)
+    ratio = dict(zip(model.vectorizer.get_feature_names_out(), model.ratio.diagonal()))
+    # p = counts in positive + 1: good 3, film 3, bad 1, plot 1 (sum 8); q: good 1, film 3,
+    # bad 3, plot 2 (sum 9)
+    assert ratio["good"] == pytest.approx(np.log((3 / 8) / (1 / 9)))
+    assert ratio["bad"] == pytest.approx(np.log((1 / 8) / (3 / 9)))
+    assert ratio["film"] == pytest.approx(np.log((3 / 8) / (3 / 9)))
+    assert model.predict_proba(pd.Series(["good"]))[0, 1] > 0.5 > model.predict_proba(
+        pd.Series(["bad"]))[0, 1]

@@ -123,6 +123,7 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     labels = np.arange(400) % 2
     for name, skill, trained in [("lstm", 0.9, True), ("cnn", 0.8, True), ("gru", 0.85, True),
                                  ("tuned_lstm_tpe", 0.92, True), ("tfidf_logreg", 0.91, False),
+                                 ("nbsvm", 0.6, False),
                                  ("majority", 0.5, False)]:
         right = rng.random(400) < skill
         probs = np.where(right == labels.astype(bool), 0.8, 0.2) if name != "majority" \
@@ -158,7 +159,7 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     board = build_report(parsed, tmp_path / "reports", tmp_path / "evaluation", out)
     assert single["tuned_lstm_tpe"] > single["lstm"] > single["gru"] > single["cnn"]
     assert list(board["model"]) == ["cnn", "tfidf_logreg", "lstm", "gru", "tuned_lstm_tpe",
-                                    "majority"]
+                                    "nbsvm", "majority"]
     assert set(board["kind"]) == {"baseline", "tuned", "reference", "null"}
     rows = board.set_index("model")
     assert rows.loc["cnn", "mean_accuracy"] == pytest.approx(
@@ -188,7 +189,7 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     assert html.count("data:image/png;base64,") == 6 and "<table>" in html
     assert "](tune/lstm_tpe/figures/history.png)" in text
     significance = pd.read_csv(out / "significance.csv")
-    assert len(significance) == 15  # 6 models, every pair, McNemar
+    assert len(significance) == 21  # 7 models, every pair, McNemar
     welch = significance.dropna(subset=["welch_p"])
     assert sorted(map(tuple, welch[["model_a", "model_b"]].to_numpy())) == [
         ("cnn", "gru"), ("lstm", "cnn"), ("lstm", "gru")]  # the families' pairs only

@@ -308,14 +308,26 @@ class EvaluateParams(_Section):
     threshold: float = Field(gt=0.0, lt=1.0)
 
 
+class NbsvmParams(_Section):
+    """NBSVM (Wang & Manning 2012) as NB-weighted logistic regression: binary word n-grams of
+    1 to ``ngram_max`` tokens, each scaled by its naive-Bayes log-count ratio (smoothing
+    ``alpha``), then an L2 logistic regression of inverse regularisation ``C``."""
+
+    ngram_max: int = Field(ge=1, le=5)
+    alpha: float = Field(gt=0.0)
+    C: float = Field(gt=0.0)
+
+
 class ReferenceParams(_Section):
-    """TF-IDF + logistic regression reference, fitted on the training split only."""
+    """The linear references, fitted on the training split only: TF-IDF + logistic regression
+    (``ngram_max`` ... ``C``) and NBSVM (``nbsvm``)."""
 
     ngram_max: int = Field(ge=1, le=5)
     min_df: int = Field(ge=1)
     max_features: int | None = Field(default=None, gt=0, le=10_000_000)
     C: float = Field(gt=0.0)
     seed: int
+    nbsvm: NbsvmParams
 
 
 class MlflowParams(_Section):

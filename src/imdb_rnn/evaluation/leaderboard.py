@@ -34,6 +34,8 @@ PUBLISHED = {
     "gru": ("-", ""),
     "bidirectional": ("-", ""),
     "tfidf_logreg": ("~90.6%", "TF-IDF uni+bigrams + logistic regression"),
+    "nbsvm": ("91.87%", "NBSVM uni+bi+trigrams (Mesnil et al. 2014; uni+bigrams 91.22%, "
+                        "Wang & Manning 2012)"),
     "majority": ("50.0%", "balanced test split"),
 }
 ALPHA = 0.05
