@@ -177,6 +177,7 @@ def test_the_report_ranks_every_model_by_its_seed_mean_and_writes_one_page(tmp_p
     text = (out / "leaderboard.md").read_text()
     assert f"| 1 | cnn | baseline | {rows.loc['cnn', 'mean_accuracy']:.2%} (3) |" in text
     assert "m ± √((t · s/√n)² + (1.96 · √(m(1−m)/N))²)" in text  # the interval, stated
+    assert "Test split: 400 reviews never used" in text  # the run's own count, not 25,000
     real = text.split("## Which differences are real?")[1]
     assert "Welch's t-test" in real and "Holm-adjusted over all 3 pairs of families" in real
     family_lines = [line for line in real.split("**Single runs")[0].splitlines()

@@ -429,14 +429,16 @@ SEED_INTERVAL_TEXT = (
 
 
 def leaderboard_markdown(board: pd.DataFrame, tests: pd.DataFrame, top: list[str],
-                         family_tests: pd.DataFrame | None = None) -> str:
+                         family_tests: pd.DataFrame | None = None, *,
+                         test_reviews: int | None = None) -> str:
     """leaderboard.md without its figures: the table, which differences are real (over seeds
     between the families, ``family_tests``; single runs of the ``top`` models, ``tests``) and
     the published numbers."""
     family_tests = family_tests if family_tests is not None else pd.DataFrame(
         columns=SEED_TEST_COLUMNS)
     lines = ["# Leaderboard: which network reads movie reviews best?", "",
-             "Test split: 25,000 reviews never used for training, early stopping or tuning. "
+             f"Test split: {f'{test_reviews:,} reviews' if test_reviews else 'reviews'} never "
+             "used for training, early stopping or tuning. "
              "Every network is trained with several training seeds (train.seed and "
              "`report.seeds`; same data and hyperparameters), and models are **ranked by their "
              "mean test accuracy over those seed runs**: one run's accuracy moves with its seed "
@@ -579,7 +581,9 @@ def build_report(params: Params, reports: Path, evaluation: Path, out: Path) -> 
         write_json(out / METRICS / f"{name}.json", values)
     tests.merge(family_tests, on=["model_a", "model_b"], how="left").to_csv(
         out / "significance.csv", index=False, float_format="%.6g")
-    text = leaderboard_markdown(board, tests, top, family_tests)
+    reviews = results[0].metrics.get("reviews") if results else None
+    text = leaderboard_markdown(board, tests, top, family_tests,
+                                test_reviews=int(reviews) if reviews else None)
     layout = Reports(reports, evaluation)
     tuning = tuning_verdicts(tests, {
         study: (spec.model, read_json(layout.study_best(study), f"study {study} summary"))
