@@ -84,6 +84,9 @@ def _one_line(error: BaseException, limit: int = 200) -> str:
 # SQLAlchemy frames) before it raises it as an MlflowException, which the stage reports in one
 # line; its retry warnings for a first connection go to the same logger.
 logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
+# "INFO mlflow.pyfunc: Validating input example against model signature" on every logged model:
+# a note, not news (a failed validation is a WARNING, which still shows).
+logging.getLogger("mlflow.pyfunc").setLevel(logging.WARNING)
 
 # What the client raises when the store fails mid-stage (a tracking server stopped, a network
 # gone): MLflow wraps most of it, artifact uploads may raise requests' own errors.
