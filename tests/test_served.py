@@ -51,7 +51,8 @@ def test_the_reference_scores_from_plain_data_as_scikit_learn_does(tmp_path):
     labels = pd.Series([1, 0, 1, 0, 1, 1])
     texts = pd.Series([standardize(t) for t in raw])
     rp = ReferenceParams.model_validate({"C": 4.0, "ngram_max": 2, "min_df": 1,
-                                         "max_features": None, "seed": 0})
+                                         "max_features": None, "seed": 0,
+                                         "nbsvm": {"ngram_max": 2, "alpha": 1.0, "C": 1.0}})
     pipeline = fit_tfidf_logreg(texts, labels, rp)
     save_reference(tmp_path / "reference",
                    **tfidf_logreg_weights(pipeline, lowercase=True, punctuation="split"))
@@ -109,7 +110,7 @@ def test_pyfunc_predict_refuses_what_is_not_a_review(trained, tmp_path):  # noqa
     model_id = json.loads((model_dir / "run.json").read_text())["model_id"]
     local = _local_copy(f"models:/{model_id}", params.mlflow.tracking_uri, tmp_path / "copy")
     model = mlflow.pyfunc.load_model(str(local))
-    assert model.predict(pd.DataFrame({"review": GOOD})).shape == (2, 1)
+    assert model.predict(pd.DataFrame({"review": GOOD})).shape == (2, 2)  # probability, label
     for value, reason in NOT_REVIEWS.items():
         with pytest.raises(RefusedInput) as error:
             model.predict(pd.DataFrame({"review": [value]}))

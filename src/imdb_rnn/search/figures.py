@@ -35,6 +35,8 @@ def _figure(draw: Callable[..., Any], study: optuna.Study) -> Any:
 
     with warnings.catch_warnings():  # the matplotlib backend is experimental in Optuna
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # matplotlib's "identical low and high xlims" when a parameter took one value
+        warnings.simplefilter("ignore", UserWarning)
         drawn = draw(study, target_name="val_accuracy")
     axes = drawn.flat[0] if hasattr(drawn, "flat") else drawn
     return axes.figure
