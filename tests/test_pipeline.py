@@ -100,16 +100,22 @@ NOISE = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|Warning:|warnings\.warn|Va
                    r"example|CloudPickle|^\[I \d{4}-|Traceback")
 
 
+# Keras' per-epoch progress (verbose=2): "Epoch 1/2", "8/8 - 2s - ... val_loss: 0.78",
+# "Restoring model weights from the end of the best epoch: 1." - progress, not sentences
+PROGRESS = re.compile(r"^Epoch \d+/\d+$|^\d+/\d+ - \d+m?s - |^Restoring model weights")
+
+
 def stage_lines(log: str) -> dict[str, list[str]]:
-    """Each stage's own lines in a `dvc repro` log (DVC's lines and the command echo left out)."""
+    """Each stage's own lines in a `dvc repro` log (DVC's lines, the command echo and Keras'
+    epoch progress left out)."""
     lines: dict[str, list[str]] = {}
     stage = None
     for line in log.splitlines():
         if line.startswith("Running stage '"):
             stage = line.split("'")[1]
             lines[stage] = []
-        elif stage and line.strip() and not line.startswith(("> ", "Updating lock file",
-                                                              "Generating lock file", "Use `dvc")):
+        elif stage and line.strip() and not PROGRESS.search(line) and not line.startswith(
+                ("> ", "Updating lock file", "Generating lock file", "Use `dvc")):
             lines[stage].append(line)
     return lines
 
