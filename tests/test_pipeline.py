@@ -102,7 +102,7 @@ NOISE = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|Warning:|warnings\.warn|Va
 
 # Keras' per-epoch progress (verbose=2): "Epoch 1/2", "8/8 - 2s - ... val_loss: 0.78",
 # "Restoring model weights from the end of the best epoch: 1." - progress, not sentences
-PROGRESS = re.compile(r"^Epoch \d+/\d+$|^\d+/\d+ - \d+m?s - |^Restoring model weights")
+PROGRESS = re.compile(r"^Epoch \d+/\d+$|^\d+/\d+ - \d+m?s - |^Restoring model weights|%\|")
 
 
 def stage_lines(log: str) -> dict[str, list[str]]:
@@ -111,6 +111,8 @@ def stage_lines(log: str) -> dict[str, list[str]]:
     lines: dict[str, list[str]] = {}
     stage = None
     for line in log.splitlines():
+        if line.startswith("To track the changes with git"):  # DVC's closing advice
+            break
         if line.startswith("Running stage '"):
             stage = line.split("'")[1]
             lines[stage] = []
