@@ -131,7 +131,8 @@ def test_console_a_stage_says_a_few_short_lines_and_no_library_noise(project):
     # a stage: one sentence (a study: one line per trial, 3 here, and its summary)
     wordy = {stage: said for stage, said in lines.items() if len(said) > 6}
     assert not wordy, wordy
-    assert max(len(line) for said in lines.values() for line in said) <= 240
+    # the samplers verdict is the longest sentence (about 330 characters on the slice)
+    assert max(len(line) for said in lines.values() for line in said) <= 400
 
 
 def test_data_stages_on_the_slice(project):
