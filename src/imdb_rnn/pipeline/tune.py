@@ -420,7 +420,8 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
     try:
         with tuning.storage_errors(url):
             loop = _run_study(params, name, data_dir, study, experiment, parent, url,
-                              storage=storage, worker=worker, threads=threads, checkpoints=checkpoints,
+                              storage=storage, worker=worker, threads=threads,
+                              checkpoints=checkpoints,
                               kept=kept, baseline=baseline, helpers=helpers, start=start)
     except BaseException as error:
         compute.stop_processes(helpers)  # each ends its trial's run FAILED on SIGTERM
@@ -438,7 +439,8 @@ def work(params: Params, name: str, data_dir: Path, *, worker: bool = False,
 
 def _run_study(params: Params, name: str, data_dir: Path, study: optuna.Study,
                experiment: tracking.Experiment, parent: tracking.Run, url: str, *,
-               storage: optuna.storages.BaseStorage, worker: bool, threads: int | None, checkpoints: Path | None, kept: Path | None,
+               storage: optuna.storages.BaseStorage, worker: bool, threads: int | None,
+               checkpoints: Path | None, kept: Path | None,
                baseline: BaselinePaths | None, helpers: list, start: float
                ) -> tuning.LoopResult:
     """The trial loops of :func:`work`: this process's, and the extra workers it starts (added
@@ -604,18 +606,16 @@ def _finish(params: Params, name: str, paths: TunePaths, study: optuna.Study,
     summary |= {"tuned_val_accuracy": trained["best_val_accuracy"],
                 "test_accuracy": evaluated["accuracy"]}
     figures = search_figures(study)
-    for file, figure in figures.items():
-        parent.log_figure(figure, f"optuna/{file}.png")
     summary["figures"] = list(figures)
     with atomic_paths(paths.trials_csv, paths.best_json) as (trials_tmp, best_tmp):
         table.to_csv(trials_tmp, index=False, float_format="%.5f")
         write_json(best_tmp, summary)
-    if paths.figures is not None:
-        with temporary_directory(paths.figures) as tmp:
-            save_figures(figures, tmp / "figures")
+    # Each figure rendered once: the PNG saved is the one logged to the study's run.
+    with temporary_directory(paths.figures or paths.best_json) as tmp:
+        for path in save_figures(figures, tmp / "figures"):
+            parent.log_artifact(path, "optuna")
+        if paths.figures is not None:
             move_into_place(tmp / "figures", paths.figures)
-    else:
-        save_figures(figures, None)
     parent.log_metrics({"test_accuracy": evaluated["accuracy"]})
     parent.end("FINISHED")
     if kept is not None:  # only the best trial's weights can still become the tuned model
