@@ -42,6 +42,33 @@ def test_sigterm_fails_the_run_and_removes_temporaries(tmp_path, monkeypatch):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.txt")]
 
 
+NATIVE = textwrap.dedent("""
+    import os, signal, sys
+    from imdb_rnn.cli import stage_main
+
+    def main():
+        try:
+            os.kill(os.getpid(), signal.SIGNAL)
+            signal.pause()
+        except BaseException as error:  # what TensorFlow's C code did to a KeyboardInterrupt
+            raise TypeError("Exception encountered when calling a layer") from error
+
+    stage_main(main)
+""")
+
+
+@pytest.mark.parametrize("name, code, line", [
+    ("SIGINT", 130, "error: interrupted (Ctrl-C)"),
+    ("SIGTERM", 143, "error: terminated (SIGTERM)"),
+])
+def test_a_signal_that_native_code_turned_into_another_error_is_still_the_stop(
+        tmp_path, name, code, line):
+    result = subprocess.run([sys.executable, "-c", NATIVE.replace("SIGNAL", name)],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == code, result.stderr
+    assert result.stderr.strip().splitlines() == [line]
+
+
 # --- imdb-predict: bad input is one line, exit 1, nothing printed on stdout ----------------------
 
 def _predict(*args, stdin: bytes = b"", cwd: Path | None = None) -> subprocess.CompletedProcess:

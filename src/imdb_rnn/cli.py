@@ -116,14 +116,20 @@ def stopped_by() -> int | None:
     return _received[0] if _received else None
 
 
+def _stop_reason(signum: int) -> str:
+    if _reason:
+        return _reason[0]
+    if signum == signal.SIGINT:
+        return "interrupted (Ctrl-C)"
+    return f"terminated ({signal.Signals(signum).name})"
+
+
 def _stop(signum: int, frame: object) -> None:
     """SIGTERM or Ctrl-C. Before the stage's main starts (its imports take seconds) there is
     nothing to clean up: one line and exit. After: raise where the main thread is (Stopped, or
     KeyboardInterrupt), once; a second signal while that unwinds is ignored (a second exception
     in the clean-up could leave a run RUNNING), the watchdog bounding the time."""
-    name = signal.Signals(signum).name
-    reason = _reason[0] if _reason else (
-        "interrupted (Ctrl-C)" if signum == signal.SIGINT else f"terminated ({name})")
+    reason = _stop_reason(signum)
     if not _main_started.is_set():
         if not _is_worker():
             say_error(reason)
@@ -256,7 +262,14 @@ def stage_main(main: Callable[[], None], *, stage: bool = True) -> None:
     except Stopped as stopped:
         say_error(stopped.reason)
         raise
-    except Exception as error:  # a full disk outside an atomic output (the MLflow store)
+    except Exception as error:
+        if _stopping:
+            # The signal was raised inside native code (TensorFlow tracing a graph), which
+            # turned the KeyboardInterrupt or Stopped into its own error (SystemError, then
+            # TypeError): the stop is still what happened.
+            say_error(_stop_reason(_stopping[0]))
+            sys.exit(128 + _stopping[0])
+        # a full disk outside an atomic output (the MLflow store)
         from imdb_rnn.io import disk_full_error, disk_full_message
 
         if disk_full_error(error) is None:
