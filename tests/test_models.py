@@ -16,9 +16,9 @@ RECURRENT = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "
              "embedding_trainable": True}
 SMALL = {
     "feedforward": {"embedding_dim": 8, "dropout": 0.1, "pooling": "average", "units": 4,
-                    "embedding_trainable": True},
+                    "embedding_trainable": True, "ngram_buckets": 0},
     "cnn": {"embedding_dim": 8, "dropout": 0.1, "filters": 4, "kernel_size": 3,
-            "num_layers": 2, "units": 4, "embedding_trainable": True},
+            "kernel_widths": 2, "num_layers": 2, "units": 4, "embedding_trainable": True},
     "simple_rnn": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "num_layers": 2},
     "bidirectional": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "cell": "gru"},
     "lstm": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "pooling": "max"},
@@ -93,22 +93,96 @@ def test_masked_max_pooling_survives_save_and_load(tmp_path):
     np.testing.assert_allclose(model(x), loaded(x), rtol=1e-6)
 
 
+@pytest.mark.parametrize(("family", "options"), [
+    ("feedforward", {"embedding_dim": 4, "dropout": 0.0, "pooling": "average", "units": 0,
+                     "embedding_trainable": True, "ngram_buckets": 16}),
+    ("lstm", recurrent(pooling="concat")),
+])
+def test_bigram_and_concat_layers_survive_save_and_load(tmp_path, family, options):
+    model = build_model(family, vocab_size=20, **options)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    x = np.array([[3, 4, 5, 0]], "int32")
+    np.testing.assert_allclose(model(x), loaded(x), rtol=1e-6)
+
+
 def test_flatten_feedforward_is_fixed_length():
-    model = build_model("feedforward", vocab_size=20, sequence_length=10, embedding_dim=4,
-                        dropout=0.0, pooling="flatten", units=0, embedding_trainable=True)
+    flatten = dict(embedding_dim=4, dropout=0.0, pooling="flatten", units=0,
+                   embedding_trainable=True, ngram_buckets=0)
+    model = build_model("feedforward", vocab_size=20, sequence_length=10, **flatten)
     assert model.input_shape == (None, 10)
     with pytest.raises(PipelineError, match="needs a fixed sequence_length"):
-        build_model("feedforward", vocab_size=20, sequence_length=None, embedding_dim=4,
-                    dropout=0.0, pooling="flatten", units=0, embedding_trainable=True)
+        build_model("feedforward", vocab_size=20, sequence_length=None, **flatten)
+    with pytest.raises(PipelineError, match="ngram_buckets needs pooling average or max"):
+        build_model("feedforward", vocab_size=20, sequence_length=10,
+                    **{**flatten, "ngram_buckets": 8})
+
+
+def test_hashed_bigrams_are_the_pairs_of_neighbouring_words_and_zero_at_padding():
+    from imdb_rnn.modeling.registry import HashedBigrams
+
+    ids = np.array([[5, 6, 7, 0, 0], [5, 6, 5, 6, 2]], "int32")
+    bigrams = np.asarray(HashedBigrams(1000, vocab_size=10)(ids))
+    # (first * 10 + second) mod 1000 + 1; 0 where either word is padding
+    np.testing.assert_array_equal(bigrams, [[57, 68, 0, 0], [57, 66, 57, 63]])
+    # ids past 46,340 (first * vocab_size would overflow int32) stay in range
+    big = np.asarray(HashedBigrams(7, vocab_size=100_000)(np.array([[99_999, 99_998]], "int32")))
+    assert big.shape == (1, 1) and 1 <= big[0, 0] <= 7
+
+
+def test_bigrams_change_what_the_feedforward_model_reads():
+    """Two reviews of the same words in another order: the same average of word vectors, a
+    different one once bigrams join it."""
+    keras.utils.set_random_seed(0)
+    words = dict(embedding_dim=4, dropout=0.0, pooling="average", units=0,
+                 embedding_trainable=True)
+    plain = build_model("feedforward", vocab_size=20, **words, ngram_buckets=0)
+    bigram = build_model("feedforward", vocab_size=20, **words, ngram_buckets=64)
+    one, other = np.array([[5, 6, 7, 8]], "int32"), np.array([[8, 7, 6, 5]], "int32")
+    np.testing.assert_allclose(plain(one), plain(other), rtol=1e-6)
+    assert not np.allclose(bigram(one), bigram(other))
+
+
+def test_a_multi_width_cnn_runs_its_widths_side_by_side_and_refuses_too_many():
+    cnn = dict(embedding_dim=4, dropout=0.0, filters=3, kernel_size=5, num_layers=1, units=0,
+               embedding_trainable=True)
+    model = build_model("cnn", vocab_size=20, **cnn, kernel_widths=3)
+    widths = sorted(layer.kernel_size[0] for layer in model.layers
+                    if isinstance(layer, keras.layers.Conv1D))
+    assert widths == [3, 4, 5]  # Kim 2014
+    assert model.get_layer("max_pool").output.shape == (None, 9)
+    one = build_model("cnn", vocab_size=20, **cnn, kernel_widths=1)
+    assert [layer.name for layer in one.layers if isinstance(layer, keras.layers.Conv1D)] == [
+        "conv_1"]  # the name saved models of one width have
+    with pytest.raises(PipelineError, match="kernel_widths 6 must be 1 to kernel_size"):
+        build_model("cnn", vocab_size=20, **cnn, kernel_widths=6)
+    section = dict(family="cnn", maxlen=10, padding="post", truncating="pre", optimizer="adam",
+                   learning_rate=0.01, clipnorm=None, batch_size=8, epochs=1,
+                   embedding_file=None, **cnn)
+    with pytest.raises(ValueError, match="kernel_widths 6 is more than kernel_size 5"):
+        CnnParams(**section, kernel_widths=6)
+
+
+def test_concat_pooling_is_the_last_real_state_beside_max_and_mean():
+    from imdb_rnn.modeling.registry import MaskedLast
+
+    states = np.arange(24, dtype="float32").reshape(2, 4, 3)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(np.asarray(MaskedLast()(states, mask=mask)),
+                                  [states[0, 1], states[1, 3]])
+    model = build_model("gru", vocab_size=20, **recurrent(pooling="concat"))
+    assert model.get_layer("concat_pool").output.shape == (None, 9)  # 3 units x 3
 
 
 def test_the_section_says_when_the_input_length_is_fixed():
     base = dict(maxlen=10, padding="post", truncating="pre", optimizer="adam",
                 learning_rate=0.01, clipnorm=None, batch_size=8, epochs=1, embedding_file=None,
                 embedding_dim=4, dropout=0.0, embedding_trainable=True, units=0)
-    assert FeedforwardParams(family="feedforward", pooling="flatten", **base).fixed_length
-    assert not FeedforwardParams(family="feedforward", pooling="average", **base).fixed_length
-    assert not CnnParams(family="cnn", filters=2, kernel_size=2, num_layers=1,
+    assert FeedforwardParams(family="feedforward", pooling="flatten", ngram_buckets=0,
+                             **base).fixed_length
+    assert not FeedforwardParams(family="feedforward", pooling="average", ngram_buckets=0,
+                                 **base).fixed_length
+    assert not CnnParams(family="cnn", filters=2, kernel_size=2, kernel_widths=1, num_layers=1,
                          **base).fixed_length
 
 
@@ -133,9 +207,13 @@ def test_missing_hyperparameter_is_named():
 
 @pytest.mark.parametrize(("family", "options"), [
     ("lstm", {"pooling": "last"}), ("gru", {"pooling": "max"}),
-    ("simple_rnn", {"pooling": "mean"}), ("feedforward", {"pooling": "max"}),
-    ("cnn", {"filters": 3, "kernel_size": 3, "num_layers": 1}),
-    ("cnn", {"filters": 3, "kernel_size": 2, "num_layers": 3}),
+    ("simple_rnn", {"pooling": "mean"}), ("feedforward", {"pooling": "max", "ngram_buckets": 0}),
+    ("feedforward", {"pooling": "average", "ngram_buckets": 32}),
+    ("feedforward", {"pooling": "max", "ngram_buckets": 32}),
+    ("lstm", {"pooling": "concat"}), ("gru", {"pooling": "concat"}),
+    ("cnn", {"filters": 3, "kernel_size": 3, "kernel_widths": 1, "num_layers": 1}),
+    ("cnn", {"filters": 3, "kernel_size": 2, "kernel_widths": 1, "num_layers": 3}),
+    ("cnn", {"filters": 3, "kernel_size": 5, "kernel_widths": 3, "num_layers": 1}),
 ])
 def test_padding_does_not_change_predictions(family, options):
     """Extra right padding (a longer batch-mate) does not change a review's prediction."""

@@ -38,8 +38,10 @@ class _Section(BaseModel):
 # a longer maxlen only pads. maxlen 3,000 with the LSTM's own settings: reports in README.
 MAX_MAXLEN = 3_000
 MAX_VOCABULARY = 500_000  # vectorize.max_features: the embedding matrix, times Adam's 4 copies
+MAX_NGRAM_BUCKETS = 4_194_304  # feedforward ngram_buckets: an embedding like the vocabulary's
 MAX_WIDTH = 2_048  # embedding_dim, units, filters, embed.dim
 MAX_LAYERS = 16
+MAX_KERNEL_WIDTHS = 8  # cnn kernel_widths
 MAX_BATCH = 4_096
 MAX_EPOCHS = 1_000
 MAX_TRIALS = 10_000
@@ -221,23 +223,47 @@ class FeedforwardParams(ModelSection):
     # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
     pooling: Literal["flatten", "average", "max"]
     units: int = Field(ge=0, le=MAX_WIDTH)  # hidden Dense layer; 0 = none
+    # hashed word-bigram features (fastText): their number of buckets; 0 = words only
+    ngram_buckets: int = Field(ge=0, le=MAX_NGRAM_BUCKETS)
 
     @property
     def fixed_length(self) -> bool:
         # Flatten needs one input length: the one place that rule is written.
         return self.pooling == "flatten"
 
+    def step_memory(self, max_features: int = MAX_VOCABULARY) -> int:
+        # the bigram embedding: weights, gradient and Adam's two moments; its steps double
+        return (super().step_memory(max_features) + 16 * self.ngram_buckets * self.embedding_dim
+                + (4 * self.batch_size * self.maxlen * self.embedding_dim
+                   if self.ngram_buckets else 0))
+
+    @model_validator(mode="after")
+    def _bigrams_need_pooling(self) -> FeedforwardParams:
+        if self.ngram_buckets and self.pooling == "flatten":
+            raise ValueError("ngram_buckets needs pooling average or max, not flatten")
+        return self
+
 
 class CnnParams(ModelSection):
     family: Literal["cnn"]
     filters: int = Field(gt=0, le=MAX_WIDTH)
     kernel_size: int = Field(gt=0, le=MAX_MAXLEN)
+    # widths the first convolution runs side by side: kernel_size, kernel_size - 1, ...
+    kernel_widths: int = Field(ge=1, le=MAX_KERNEL_WIDTHS)
     num_layers: int = Field(ge=1, le=MAX_LAYERS)
     units: int = Field(ge=0, le=MAX_WIDTH)
 
     def step_floats(self) -> float:
-        # each convolution's output and its activation's, per filter
-        return self.embedding_dim + 2 * self.num_layers * self.filters
+        # each convolution's output and its activation's, per filter (the first layer's widths
+        # each have their own)
+        return self.embedding_dim + 2 * (self.num_layers - 1 + self.kernel_widths) * self.filters
+
+    @model_validator(mode="after")
+    def _widths_fit_the_kernel(self) -> CnnParams:
+        if self.kernel_widths > self.kernel_size:
+            raise ValueError(f"kernel_widths {self.kernel_widths} is more than kernel_size "
+                             f"{self.kernel_size}: the widths are kernel_size, kernel_size - 1, ...")
+        return self
 
 
 class RecurrentParams(ModelSection):
@@ -247,7 +273,8 @@ class RecurrentParams(ModelSection):
     # Non-zero recurrent_dropout switches LSTM/GRU off the cuDNN kernel on a GPU.
     recurrent_dropout: float = Field(ge=0.0, lt=1.0)
     # last: the final hidden state; max/mean: pool every step's state (return_sequences on top).
-    pooling: Literal["last", "max", "mean"]
+    # concat: the last state, max and mean over steps side by side (Howard & Ruder 2018)
+    pooling: Literal["last", "max", "mean", "concat"]
 
     # Floats per unit of each layer, review and time step that a training step keeps for the
     # backward pass (gates, states, their activations). The LSTM's is measured: maxlen 100,000

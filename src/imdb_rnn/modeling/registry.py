@@ -49,6 +49,55 @@ class MaskedGlobalMaxPooling1D(layers.Layer):
         return (input_shape[0], input_shape[2])
 
 
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class HashedBigrams(layers.Layer):
+    """The ids of a review's word bigrams, hashed into ``buckets`` (fastText's bigram features,
+    Joulin et al. 2016): ``(first * vocab_size + second) mod buckets + 1`` for each pair of
+    neighbouring words, 0 where either is padding. Out: (batch, time - 1) int32."""
+
+    def __init__(self, buckets: int, vocab_size: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.buckets, self.vocab_size = buckets, vocab_size
+
+    def call(self, ids):
+        ids = keras.ops.cast(ids, "int64")  # first * vocab_size overflows int32 past 46,340
+        first, second = ids[:, :-1], ids[:, 1:]
+        bucket = keras.ops.mod(first * self.vocab_size + second, self.buckets) + 1
+        words = keras.ops.logical_and(keras.ops.not_equal(first, PAD_ID),
+                                      keras.ops.not_equal(second, PAD_ID))
+        return keras.ops.cast(keras.ops.where(words, bucket, 0), "int32")
+
+    def compute_output_shape(self, input_shape):
+        length = None if input_shape[1] is None else max(input_shape[1] - 1, 0)
+        return (input_shape[0], length)
+
+    def get_config(self):
+        return {**super().get_config(), "buckets": self.buckets, "vocab_size": self.vocab_size}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedLast(layers.Layer):
+    """The state at each review's last real step (right padding; the mask marks real steps)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
+        if mask is None:
+            return inputs[:, -1, :]
+        steps = keras.ops.sum(keras.ops.cast(mask, "int32"), axis=1)  # real steps per review
+        last = keras.ops.maximum(steps - 1, 0)
+        picked = keras.ops.take_along_axis(inputs, keras.ops.reshape(last, (-1, 1, 1)), axis=1)
+        return keras.ops.squeeze(picked, 1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+
 def token_input(sequence_length: int | None) -> keras.KerasTensor:
     """The token-id input; length None lets batches be padded only to their longest review."""
     return keras.Input(shape=(sequence_length,), dtype="int32", name="token_ids")
@@ -68,15 +117,26 @@ def _hidden(x: keras.KerasTensor, units: int, dropout: float) -> keras.KerasTens
 
 
 def build_feedforward(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
-                      dropout: float, pooling: str, units: int,
-                      embedding_trainable: bool) -> keras.Model:
-    """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid."""
+                      dropout: float, pooling: str, units: int, embedding_trainable: bool,
+                      ngram_buckets: int) -> keras.Model:
+    """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid.
+
+    ``ngram_buckets`` > 0 adds the review's word bigrams, hashed into that many buckets with an
+    embedding of their own (learned from scratch), to the words it pools: fastText's bigram
+    model when pooling is average."""
     flatten = pooling == "flatten"
     if flatten and sequence_length is None:
         raise PipelineError("feedforward with pooling flatten needs a fixed sequence_length")
+    if flatten and ngram_buckets:
+        raise PipelineError("feedforward: ngram_buckets needs pooling average or max, not flatten")
     inputs = token_input(sequence_length)
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten,
                          trainable=embedding_trainable, name="embedding")(inputs)
+    if ngram_buckets:
+        bigrams = HashedBigrams(ngram_buckets, vocab_size, name="bigrams")(inputs)
+        bigram_vectors = layers.Embedding(ngram_buckets + 1, embedding_dim, mask_zero=True,
+                                          name="bigram_embedding")(bigrams)
+        x = layers.Concatenate(axis=1, name="words_and_bigrams")([x, bigram_vectors])
     if flatten:
         x = layers.Flatten(name="flatten")(x)  # (batch, maxlen * embedding_dim)
     elif pooling == "average":
@@ -88,13 +148,18 @@ def build_feedforward(*, vocab_size: int, sequence_length: int | None, embedding
 
 
 def build_cnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
-              dropout: float, filters: int, kernel_size: int, num_layers: int, units: int,
-              embedding_trainable: bool) -> keras.Model:
+              dropout: float, filters: int, kernel_size: int, kernel_widths: int,
+              num_layers: int, units: int, embedding_trainable: bool) -> keras.Model:
     """Embedding, ``num_layers`` x Conv1D (max-pooled between layers), global max pool, Dense.
 
+    The first convolution runs ``kernel_widths`` widths side by side, ``filters`` filters each:
+    ``kernel_size``, ``kernel_size - 1``, ... (Kim 2014: 3, 4 and 5); 1 = one width.
     Padding is zeroed before every convolution and left out of every pooling, so a review's
     score does not depend on how far its batch is padded.
     """
+    if not 1 <= kernel_widths <= kernel_size:
+        raise PipelineError(f"cnn: kernel_widths {kernel_widths} must be 1 to kernel_size "
+                            f"({kernel_size}): the widths are kernel_size, kernel_size - 1, ...")
     inputs = token_input(sequence_length)
     x = layers.Embedding(vocab_size, embedding_dim, trainable=embedding_trainable,
                          name="embedding")(inputs)
@@ -105,8 +170,13 @@ def build_cnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: in
             x = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}")(x)
             keep = layers.MaxPooling1D(2, padding="same", name=f"pool_{i}_mask")(keep)
         # "same" padding: a batch of short reviews is never shorter than the kernel.
-        x = layers.Conv1D(filters, kernel_size, padding="same", activation="relu",
-                          name=f"conv_{i + 1}")(x * keep)  # (batch, time, filters)
+        widths = range(kernel_size, kernel_size - kernel_widths, -1) if i == 0 else [kernel_size]
+        branches = [layers.Conv1D(filters, width, padding="same", activation="relu",
+                                  name=f"conv_{i + 1}" + (f"_width_{width}" if len(widths) > 1
+                                                          else ""))(x * keep)
+                    for width in widths]  # each (batch, time, filters)
+        x = branches[0] if len(branches) == 1 else layers.Concatenate(name="conv_1_widths")(
+            branches)
     x = MaskedGlobalMaxPooling1D(name="max_pool")(x, mask=keras.ops.squeeze(keep, -1))
     x = _hidden(x, units, dropout)
     return keras.Model(inputs, _output(x), name="cnn")
@@ -121,6 +191,10 @@ def _recurrent_stack(x: keras.KerasTensor, make_layer: Callable[[bool, int], lay
         x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     elif pooling == "mean":
         x = layers.GlobalAveragePooling1D(name="mean_pool")(x)  # masked mean
+    elif pooling == "concat":  # Howard & Ruder 2018: the last state, max and mean over steps
+        x = layers.Concatenate(name="concat_pool")([
+            MaskedLast(name="last_state")(x), MaskedGlobalMaxPooling1D(name="max_pool")(x),
+            layers.GlobalAveragePooling1D(name="mean_pool")(x)])
     return x
 
 
