@@ -97,9 +97,10 @@ def project(imdb_slice: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # What a library prints and a person need not read: native TensorFlow log lines (E0000 oneDNN
-# DT_BOOL ...), absl's notice, Python warnings, MLflow's model-logging notes, Optuna's INFO.
+# DT_BOOL ...), absl's notice, Python warnings, MLflow's model-logging notes and artifact
+# progress bars, Optuna's INFO.
 NOISE = re.compile(r"^[IWE]\d{4} |absl::InitializeLog|Warning:|warnings\.warn|Validating input "
-                   r"example|CloudPickle|^\[I \d{4}-|Traceback")
+                   r"example|CloudPickle|^\[I \d{4}-|Traceback|Downloading artifacts")
 
 
 # Keras' per-epoch progress (verbose=2): "Epoch 1/2", "8/8 - 2s - ... val_loss: 0.78",

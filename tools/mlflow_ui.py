@@ -4,8 +4,9 @@
 
 starts ``mlflow server`` on the project's store and opens, in headless Chromium (Debian's
 ``chromium``), the baselines' runs table (accuracy columns shown, best test accuracy first), the
-compare view of the latest runs and the registered model's page with its champion; saves a
-screenshot of each and prints what each page shows.
+compare view of the latest runs, the registered model's page with its champion and the newest
+study run with its Optuna optimization-history plot (``--study-screenshot``,
+reports/mlflow_study.png); saves a screenshot of each and prints what each page shows.
 """
 
 from __future__ import annotations
@@ -98,6 +99,25 @@ def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
     return f"{base}/#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]))}"
 
 
+def study_run_url(base: str, experiment_id: str, run_id: str,
+                  artifact: str = "optuna/history.png") -> str:
+    """A study's run page, its artifacts tab open on one of the Optuna figures it logged."""
+    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact}"
+
+
+def newest_study_run(store: str, experiment: str) -> tuple[str, str] | None:
+    """(experiment id, run id) of the newest finished study run of ``experiment``, or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(store)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs([found.experiment_id], "tags.run_kind = 'study'",
+                              order_by=["attributes.start_time DESC"], max_results=1)
+    return (found.experiment_id, runs[0].info.run_id) if runs else None
+
+
 def render(url: str, *, screenshot: Path | None = None, size: str = "2400,1200",
            wait_ms: int = 20000) -> str:
     """The page's visible text after the app has rendered (headless Chromium)."""
@@ -135,6 +155,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--model-screenshot", type=Path,
                         default=Path("reports/mlflow_champion.png"),
                         help="the registered model's page (its champion)")
+    parser.add_argument("--study-screenshot", type=Path,
+                        default=Path("reports/mlflow_study.png"),
+                        help="the newest study run, its Optuna history plot open")
     args = parser.parse_args(argv)
     params = load_params(args.params)
     experiment = tracking.connect(params.mlflow, args.experiment)
@@ -148,6 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                               args.screenshot),
              "registered model": (lambda base: registered_model_url(
                  base, params.mlflow.registered_model), args.model_screenshot)}
+    study = newest_study_run(store, params.tune.experiment)
+    if study is not None:
+        pages["study run"] = (lambda base: study_run_url(base, *study), args.study_screenshot)
     with serve(store) as base:
         for page, (url, shot) in pages.items():
             start = time.perf_counter()
