@@ -352,8 +352,8 @@ def test_misspelt_param_stops_with_one_line(project, tmp_path):
 
 
 def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path):
-    from mlflow_ui import (browser, compare_url, experiment_url, registered_model_url, render,
-                           serve)
+    from mlflow_ui import (browser, compare_url, experiment_url, newest_study_run,
+                           registered_model_url, render, serve, study_run_url)
 
     if browser() is None:
         pytest.skip("no Chromium here (Debian: apt-get install chromium; .ci/run installs it)")
@@ -363,6 +363,9 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     with serve(f"sqlite:///{project}/mlflow.db") as base:
         listing = render(experiment_url(base, experiment.experiment_id), size="2400,1200")
         champion_page = render(registered_model_url(base, "imdb-sentiment"))
+        study = newest_study_run(f"sqlite:///{project}/mlflow.db", "imdb-tuning")
+        assert study is not None
+        study_page = render(study_run_url(base, *study))
         assert "imdb-baselines" in listing
         assert all(name in listing for name in ("lstm", "cnn", "tfidf_logreg"))
         # the shared accuracy view: model-training side, columns shown, best test first
@@ -388,6 +391,9 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     assert "imdb-sentiment" in champion_page and "champion" in champion_page
     assert f"Version {registry['version']}" in champion_page
     assert "chosen_by : best mean validation accuracy over training seeds" in champion_page
+    # the study's run, its Optuna figures among its artifacts, on the model-training side
+    assert "(study)" in study_page and "optuna/history.png" in study_page
+    assert "slice.png" in study_page and "Evaluation runs" not in study_page
 
 
 def test_the_champion_is_registered_by_mean_validation_accuracy_and_served(project):

@@ -91,7 +91,7 @@ def experiment_url(base: str, experiment_id: str) -> str:
 
 def registered_model_url(base: str, name: str) -> str:
     """A registered model's page: its versions and their aliases."""
-    return f"{base}/#/models/{quote(name)}"
+    return f"{base}/#/models/{quote(name)}?workflowType=machine_learning"
 
 
 def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
@@ -102,7 +102,8 @@ def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
 def study_run_url(base: str, experiment_id: str, run_id: str,
                   artifact: str = "optuna/history.png") -> str:
     """A study's run page, its artifacts tab open on one of the Optuna figures it logged."""
-    return f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact}"
+    return (f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact}"
+            "?workflowType=machine_learning")  # the model-training side of the UI
 
 
 def newest_study_run(store: str, experiment: str) -> tuple[str, str] | None:
