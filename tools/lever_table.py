@@ -9,7 +9,7 @@ seeds, beside the section before it, from the measurements' own JSON files.
       change: ngram_buckets 1048576      # what was changed (as given to --set)
       before: feedforward_bigrams.json#baseline
       after: feedforward_bigrams.json#changed
-      kept: false
+      kept: false                        # or a few words ("pays; not the default yet")
       note: ...                          # optional, one sentence
 
 ``before`` and ``after`` name a JSON beside the YAML: a ``tools/seed_sweep.py`` output with
@@ -89,7 +89,8 @@ def render(rows: list[dict], folder: Path) -> str:
         change = 100 * (statistics.fmean(after.test) - statistics.fmean(before.test))
         seconds = " / ".join("-" if s is None else f"{s:.0f}" for s in (before.seconds,
                                                                          after.seconds))
-        kept = "**yes**" if row["kept"] else "no"
+        kept = row["kept"] if isinstance(row["kept"], str) else (
+            "**yes**" if row["kept"] else "no")
         lines.append(
             f"| {row['model']} | {row['change']} | {', '.join(map(str, before.seeds))} "
             f"| {mean_sd(before.val)} | {mean_sd(after.val)} | {mean_sd(before.test)} "
