@@ -363,9 +363,13 @@ def test_mlflow_ui_shows_the_runs_and_lines_them_up_in_compare(project, tmp_path
     with serve(f"sqlite:///{project}/mlflow.db") as base:
         listing = render(experiment_url(base, experiment.experiment_id), size="2400,1200")
         champion_page = render(registered_model_url(base, "imdb-sentiment"))
-        study = newest_study_run(f"sqlite:///{project}/mlflow.db", "imdb-tuning")
+        from imdb_rnn.config.params import MlflowParams
+        from imdb_rnn.tracking.runs import connect
+
+        study = newest_study_run(connect(MlflowParams(
+            tracking_uri=f"sqlite:///{project}/mlflow.db", experiment="imdb-tuning")))
         assert study is not None
-        study_page = render(study_run_url(base, *study))
+        study_page = render(study_run_url(base, study))
         assert "imdb-baselines" in listing
         assert all(name in listing for name in ("lstm", "cnn", "tfidf_logreg"))
         # the shared accuracy view: model-training side, columns shown, best test first

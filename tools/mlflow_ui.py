@@ -91,7 +91,9 @@ def experiment_url(base: str, experiment_id: str) -> str:
 
 def registered_model_url(base: str, name: str) -> str:
     """A registered model's page: its versions and their aliases."""
-    return f"{base}/#/models/{quote(name)}?workflowType=machine_learning"
+    from imdb_rnn.tracking.runs import MODEL_TRAINING_VIEW
+
+    return f"{base}/#/models/{quote(name)}?{MODEL_TRAINING_VIEW}"
 
 
 def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
@@ -99,24 +101,19 @@ def compare_url(base: str, experiment_id: str, run_ids: Sequence[str]) -> str:
     return f"{base}/#/compare-runs?runs={runs}&experiments={quote(json.dumps([experiment_id]))}"
 
 
-def study_run_url(base: str, experiment_id: str, run_id: str,
-                  artifact: str = "optuna/history.png") -> str:
-    """A study's run page, its artifacts tab open on one of the Optuna figures it logged."""
-    return (f"{base}/#/experiments/{experiment_id}/runs/{run_id}/artifacts/{artifact}"
-            "?workflowType=machine_learning")  # the model-training side of the UI
+def study_run_url(base: str, run_link: str, artifact: str = "optuna/history.png") -> str:
+    """A study's run page (``Experiment.link``), its artifacts tab open on one of the Optuna
+    figures it logged."""
+    from imdb_rnn.tracking.runs import MODEL_TRAINING_VIEW
+
+    return f"{base}/{run_link}/artifacts/{artifact}?{MODEL_TRAINING_VIEW}"
 
 
-def newest_study_run(store: str, experiment: str) -> tuple[str, str] | None:
-    """(experiment id, run id) of the newest finished study run of ``experiment``, or None."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(store)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        return None
-    runs = client.search_runs([found.experiment_id], "tags.run_kind = 'study'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
-    return (found.experiment_id, runs[0].info.run_id) if runs else None
+def newest_study_run(experiment) -> str | None:
+    """The link of the newest study run of ``experiment`` (a tracking ``Experiment``), or None."""
+    runs = experiment.runs("tags.run_kind = 'study'", max_results=1,
+                           order_by=["attributes.start_time DESC"])
+    return experiment.link(runs[0].info.run_id) if runs else None
 
 
 def render(url: str, *, screenshot: Path | None = None, size: str = "2400,1200",
@@ -172,9 +169,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                               args.screenshot),
              "registered model": (lambda base: registered_model_url(
                  base, params.mlflow.registered_model), args.model_screenshot)}
-    study = newest_study_run(store, params.tune.experiment)
+    study = newest_study_run(tracking.connect(params.mlflow, params.tune.experiment))
     if study is not None:
-        pages["study run"] = (lambda base: study_run_url(base, *study), args.study_screenshot)
+        pages["study run"] = (lambda base: study_run_url(base, study), args.study_screenshot)
     with serve(store) as base:
         for page, (url, shot) in pages.items():
             start = time.perf_counter()

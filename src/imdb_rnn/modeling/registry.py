@@ -28,25 +28,30 @@ from imdb_rnn.data.vectorize import PAD_ID
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
 
-@keras.saving.register_keras_serializable(package="imdb_rnn")
-class MaskedGlobalMaxPooling1D(layers.Layer):
-    """Max over time of the unmasked steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+class _OverSteps(layers.Layer):
+    """A reduction over time steps that reads the mask of real steps and passes none on:
+    (batch, time, features) -> (batch, features)."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)
         self.supports_masking = True
-
-    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
-        if mask is not None:
-            hidden = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
-            inputs = keras.ops.where(hidden, inputs, keras.ops.full_like(inputs, -1e9))
-        return keras.ops.max(inputs, axis=1)
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedGlobalMaxPooling1D(_OverSteps):
+    """Max over time of the unmasked steps only (Keras' GlobalMaxPooling1D ignores the mask)."""
+
+    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
+        if mask is not None:
+            hidden = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)
+            inputs = keras.ops.where(hidden, inputs, keras.ops.full_like(inputs, -1e9))
+        return keras.ops.max(inputs, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
@@ -76,12 +81,8 @@ class HashedBigrams(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
-class MaskedLast(layers.Layer):
+class MaskedLast(_OverSteps):
     """The state at each review's last real step (right padding; the mask marks real steps)."""
-
-    def __init__(self, **kwargs: object) -> None:
-        super().__init__(**kwargs)
-        self.supports_masking = True
 
     def call(self, inputs, mask=None):  # inputs: (batch, time, features)
         if mask is None:
@@ -90,12 +91,6 @@ class MaskedLast(layers.Layer):
         last = keras.ops.maximum(steps - 1, 0)
         picked = keras.ops.take_along_axis(inputs, keras.ops.reshape(last, (-1, 1, 1)), axis=1)
         return keras.ops.squeeze(picked, 1)
-
-    def compute_mask(self, inputs, mask=None):
-        return None
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
 
 
 def token_input(sequence_length: int | None) -> keras.KerasTensor:

@@ -410,10 +410,14 @@ def experiment_tags() -> dict[str, str]:
             f"mlflow.sharedViewState.{RUNS_VIEW_KEY}": json.dumps(RUNS_VIEW, sort_keys=True)}
 
 
+# The query that opens a page of MLflow 3's UI on its model-training side (not GenAI).
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+
+
 def runs_table_link(experiment_id: str) -> str:
     """The experiment's runs table with the accuracy columns, sorted (relative to the UI)."""
     return (f"#/experiments/{experiment_id}/runs?viewStateShareKey={RUNS_VIEW_KEY}"
-            "&workflowType=machine_learning")  # the model-training side of MLflow 3
+            f"&{MODEL_TRAINING_VIEW}")
 
 
 def _ensure_experiment(client: MlflowClient, name: str) -> str:
