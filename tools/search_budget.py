@@ -6,8 +6,11 @@ is more than 10 trials per bracket. This tool measures the choice instead of gue
 each ``--variant`` (a name and ``tune`` settings, as ``dvc exp run -S``) and each sampler seed
 (``--seeds``, ``tune.seed``) it runs the trials of study ``--study`` exactly as the tune stage
 does (``imdb_rnn.pipeline.tune.work``: the baseline as trial 0, TPE, the pruner, the whole
-training split, early stopping), in one process, on a scratch journal and a scratch MLflow
-store (never the project's), and records what the search found and what it cost:
+training split, early stopping), in one process, on a scratch journal and MLflow store
+(``.NAME.scratch/`` beside ``--out``, never the project's; emptied before each study, so a killed
+measurement leaves nothing the next does not remove), seed by seed over every variant (a
+measurement stopped early compares the variants on the same seeds; an existing ``--out`` is
+resumed), and records what the search found and what it cost:
 
 - the best validation accuracy of the study (what the tune stage retrains and tests), and the
   number of the trial that found it;
@@ -32,7 +35,7 @@ import json
 import os
 import statistics
 import sys
-import tempfile
+import shutil
 import time
 from pathlib import Path
 
@@ -106,6 +109,8 @@ def markdown(result: dict) -> str:
              "| completed | pruned | epochs | seconds |",
              "|---|---|---|---|---|---|---|---|"]
     for name, variant in result["variants"].items():
+        if not variant["runs"]:
+            continue
         s = variant["summary"]
         per_seed = ", ".join(f"{100 * r['best_value']:.2f} (#{r['best_trial']})"
                              for r in variant["runs"])
@@ -131,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--variant", action="append", default=[],
                         help="NAME or NAME:KEY=VALUE,... (repeatable)")
-    parser.add_argument("--out", type=Path, help="JSON of the results (written after each study)")
+    parser.add_argument("--out", type=Path, help="JSON of the results (written after each "
+                        "study; an existing one of the same study is resumed)")
     parser.add_argument("--report", type=Path, help="render an --out JSON as Markdown instead")
     parser.add_argument("--markdown", type=Path, help="with --report: write the Markdown here")
     args = parser.parse_args(argv)
@@ -158,19 +164,35 @@ def main(argv: list[str] | None = None) -> int:
               "command": "python tools/search_budget.py " + " ".join(
                   argv if argv is not None else sys.argv[1:]),
               "finished": None, "variants": {}}
+    # An --out of the same study and variants is resumed: its runs are kept, not run again.
+    earlier = (json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {})
     os.environ.pop("IMDB_TUNE_STORAGE", None)
+    scratch = args.out.with_name(f".{args.out.name}.scratch")
     for name, settings in variants:
-        runs = []
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory(prefix="search_budget_") as folder:
-                scratch = Path(folder)
-                os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-                run = measure(args.params, args.study, args.data, settings, seed, scratch)
+        described = {".".join(keys): value for keys, value in settings}
+        kept = earlier.get("variants", {}).get(name, {})
+        runs = ([run for run in kept.get("runs", []) if run["seed"] in args.seeds]
+                if earlier.get("study") == args.study and kept.get("settings") == described
+                else [])
+        result["variants"][name] = {"settings": described, "runs": runs,
+                                    "summary": summary(runs) if runs else None}
+    # Seed by seed, every variant: a measurement stopped early compares the variants on the
+    # same seeds.
+    for seed in args.seeds:
+        for name, settings in variants:
+            variant = result["variants"][name]
+            if any(run["seed"] == seed for run in variant["runs"]):
+                continue
+            # One scratch folder beside --out, emptied before each study: a killed measurement
+            # leaves it, and the next one (resumed) removes it.
+            shutil.rmtree(scratch, ignore_errors=True)
+            scratch.mkdir(parents=True)
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
+            run = measure(args.params, args.study, args.data, settings, seed, scratch)
+            shutil.rmtree(scratch, ignore_errors=True)
             print(f"{name} seed {seed}: {json.dumps(run)}", flush=True)
-            runs.append(run)
-            result["variants"][name] = {
-                "settings": {".".join(keys): value for keys, value in settings},
-                "runs": runs, "summary": summary(runs)}
+            variant["runs"].append(run)
+            variant["summary"] = summary(variant["runs"])
             result["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(markdown(result), end="")
