@@ -185,10 +185,12 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             # One scratch folder beside --out, emptied before each study: a killed measurement
             # leaves it, and the next one (resumed) removes it.
+            # (a folder of its own per study: MLflow keeps one store per URI in the process)
             shutil.rmtree(scratch, ignore_errors=True)
-            scratch.mkdir(parents=True)
-            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch / 'mlflow.db'}"
-            run = measure(args.params, args.study, args.data, settings, seed, scratch)
+            folder = scratch / f"{name}-{seed}"
+            folder.mkdir(parents=True)
+            os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+            run = measure(args.params, args.study, args.data, settings, seed, folder)
             shutil.rmtree(scratch, ignore_errors=True)
             print(f"{name} seed {seed}: {json.dumps(run)}", flush=True)
             variant["runs"].append(run)
