@@ -37,7 +37,7 @@ def test_the_table_gives_each_variants_mean_sd_and_cost(tmp_path):
     search_budget.main(["--report", str(tmp_path / "budget.json"),
                         "--markdown", str(tmp_path / "budget.md")])
     table = (tmp_path / "budget.md").read_text()
-    assert ("| hyperband | params.yaml | 89.00 ± 1.41 | 88.00 (#3), 90.00 (#5) | 2.5 | 5.5 "
+    assert ("| hyperband | params.yaml | 1, 2 | 89.00 ± 1.41 | 88.00 (#3), 90.00 (#5) | 2.5 | 5.5 "
             "| 19 | 95 |") in table
-    assert "| none | tune.pruner=none | 89.00 ± 0.00 | 89.00 (#2), 89.00 (#7) | 8.0 | 0.0 " in table
+    assert "| none | tune.pruner=none | 1, 2 | 89.00 ± 0.00 | 89.00 (#2), 89.00 (#7) | 8.0 | 0.0 " in table
     assert "Baseline (trial 0) validation: 87.00%." in table

@@ -103,11 +103,13 @@ def markdown(result: dict) -> str:
              "",
              "*Best validation* is the study's best trial (what the tune stage retrains and "
              "tests); *baseline* the hand-set configuration's own validation accuracy (trial "
-             "0). *Epochs* are trained over all trials: what pruning saves.",
+             "0). *Epochs* are trained over all trials: what pruning saves. Means are over the "
+             "seeds a variant has run (a measurement stopped early has fewer for later "
+             "variants).",
              "",
-             "| variant | settings | best validation, mean ± sd | best per seed (trial) "
+             "| variant | settings | seeds | best validation, mean ± sd | best per seed (trial) "
              "| completed | pruned | epochs | seconds |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for name, variant in result["variants"].items():
         if not variant["runs"]:
             continue
@@ -116,7 +118,8 @@ def markdown(result: dict) -> str:
                              for r in variant["runs"])
         settings = ", ".join(f"{k}={v}" for k, v in variant["settings"].items()) or "params.yaml"
         lines.append(
-            f"| {name} | {settings} | {100 * s['best_value']['mean']:.2f} ± "
+            f"| {name} | {settings} | {', '.join(str(r['seed']) for r in variant['runs'])} "
+            f"| {100 * s['best_value']['mean']:.2f} ± "
             f"{100 * s['best_value']['sd']:.2f} | {per_seed} | {s['complete']['mean']:.1f} "
             f"| {s['pruned']['mean']:.1f} | {s['epochs']['mean']:.0f} "
             f"| {s['seconds']['mean']:.0f} |")
