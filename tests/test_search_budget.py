@@ -41,3 +41,22 @@ def test_the_table_gives_each_variants_mean_sd_and_cost(tmp_path):
             "| 19 | 95 |") in table
     assert "| none | tune.pruner=none | 1, 2 | 89.00 ± 0.00 | 89.00 (#2), 89.00 (#7) | 8.0 | 0.0 " in table
     assert "Baseline (trial 0) validation: 87.00%." in table
+
+
+@pytest.mark.parametrize("earlier, problem", [
+    ({"study": "cnn", "variants": {}}, "holds study 'cnn'"),
+    ({"study": "feedforward", "params_sha256": "0" * 64, "variants": {}},
+     "measured with another params.yaml"),
+    ({"study": "feedforward", "variants": {"hyperband": {
+        "settings": {"tune.pruner": "median"}, "runs": [], "summary": None}}},
+     "--variant hyperband: --out holds it with other settings"),
+])
+def test_a_resume_that_would_mix_measurements_is_refused(tmp_path, monkeypatch, earlier,
+                                                         problem):
+    monkeypatch.chdir(search_budget.ROOT)
+    out = tmp_path / "budget.json"
+    out.write_text(json.dumps(earlier))
+    with pytest.raises(SystemExit, match=problem):
+        search_budget.main(["--study", "feedforward", "--variant", "hyperband",
+                            "--out", str(out)])
+    assert json.loads(out.read_text()) == earlier  # nothing was written

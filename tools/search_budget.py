@@ -31,6 +31,7 @@ seconds to minutes each; this is a benchmark, not a test, and not a DVC stage.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -74,6 +75,9 @@ def measure(params_file: Path, study: str, data_dir: Path, settings: list, seed:
     trials = found.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    if not complete:
+        raise SystemExit(f"error: study {found.study_name}: no trial completed "
+                         f"({len(trials)} trials: {', '.join(t.state.name for t in trials)})")
     best = max(complete, key=lambda t: t.value)
     return {"seed": seed, "best_value": best.value, "best_trial": best.number,
             "baseline_value": next((t.value for t in complete if t.number == 0), None),
@@ -95,8 +99,8 @@ def markdown(result: dict) -> str:
              "",
              f"Each variant ran the tune stage's trials of study `{result['study']}` "
              f"({result['n_trials']} finished trials unless the variant changes "
-             "`tune.n_trials`; trial 0 is the baseline) once per sampler seed "
-             f"({', '.join(map(str, result['seeds']))}), on {result['cpu']}, "
+             "`tune.n_trials`; trial 0 is the baseline) once per sampler seed it lists "
+             f"(requested: {', '.join(map(str, result['seeds']))}), on {result['cpu']}, "
              f"measured {result['finished']}:",
              "",
              f"    {result['command']}",
@@ -104,8 +108,8 @@ def markdown(result: dict) -> str:
              "*Best validation* is the study's best trial (what the tune stage retrains and "
              "tests); *baseline* the hand-set configuration's own validation accuracy (trial "
              "0). *Epochs* are trained over all trials: what pruning saves. Means are over the "
-             "seeds a variant has run (a measurement stopped early has fewer for later "
-             "variants).",
+             "seeds a variant has run (a measurement stopped early lacks the last seed for "
+             "some variants).",
              "",
              "| variant | settings | seeds | best validation, mean ± sd | best per seed (trial) "
              "| completed | pruned | epochs | seconds |",
@@ -155,30 +159,47 @@ def main(argv: list[str] | None = None) -> int:
     variants = [parse_variant(text) for text in args.variant]
     if len({name for name, _ in variants}) != len(variants):
         raise SystemExit("error: --variant: two variants share a name")
-    os.chdir(ROOT)  # the params' relative paths (word vectors) are the project's
+    # Paths as the caller meant them, then the project's folder (the params' relative paths,
+    # such as the word vectors, are the project's).
+    args.params, args.data, args.out = (path.resolve() for path in
+                                        (args.params, args.data, args.out))
+    os.chdir(ROOT)
     from imdb_rnn.config import load_params
     params = load_params(args.params)
     if args.study not in params.tune.studies:
         raise SystemExit(f"error: --study {args.study!r}: not in tune.studies "
                          f"({', '.join(params.tune.studies)})")
+    params_sha256 = hashlib.sha256(args.params.read_bytes()).hexdigest()
     from time_repro import cpu_model
     result = {"study": args.study, "seeds": args.seeds, "n_trials": params.tune.n_trials,
+              "params_sha256": params_sha256,
               "cpu": f"{cpu_model()} ({os.cpu_count()} cores)",
               "command": "python tools/search_budget.py " + " ".join(
                   argv if argv is not None else sys.argv[1:]),
               "finished": None, "variants": {}}
-    # An --out of the same study and variants is resumed: its runs are kept, not run again.
+    # An existing --out is resumed: every run it holds is kept (other variants and seeds
+    # too), and only what is missing runs. It must be of the same study and params.yaml, and
+    # a variant of the same name must have the same settings.
     earlier = (json.loads(args.out.read_text(encoding="utf-8")) if args.out.is_file() else {})
-    os.environ.pop("IMDB_TUNE_STORAGE", None)
-    scratch = args.out.with_name(f".{args.out.name}.scratch")
+    if earlier:
+        if earlier.get("study") != args.study:
+            raise SystemExit(f"error: --out {args.out}: holds study {earlier.get('study')!r}, "
+                             f"not {args.study!r}; give another --out")
+        if earlier.get("params_sha256", params_sha256) != params_sha256:
+            raise SystemExit(f"error: --out {args.out}: measured with another {args.params.name}"
+                             "; give another --out")
+        result["variants"] = earlier.get("variants", {})
+        result["seeds"] = sorted(set(earlier.get("seeds", [])) | set(args.seeds))
     for name, settings in variants:
         described = {".".join(keys): value for keys, value in settings}
-        kept = earlier.get("variants", {}).get(name, {})
-        runs = ([run for run in kept.get("runs", []) if run["seed"] in args.seeds]
-                if earlier.get("study") == args.study and kept.get("settings") == described
-                else [])
-        result["variants"][name] = {"settings": described, "runs": runs,
-                                    "summary": summary(runs) if runs else None}
+        kept = result["variants"].get(name)
+        if kept is not None and kept.get("settings") != described:
+            raise SystemExit(f"error: --variant {name}: --out holds it with other settings "
+                             f"({kept.get('settings')}); name this one differently")
+        if kept is None:
+            result["variants"][name] = {"settings": described, "runs": [], "summary": None}
+    os.environ.pop("IMDB_TUNE_STORAGE", None)
+    scratch = args.out.with_name(f".{args.out.name}.scratch")
     # Seed by seed, every variant: a measurement stopped early compares the variants on the
     # same seeds.
     for seed in args.seeds:
