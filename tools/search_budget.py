@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from time_repro import apply_settings, parse_setting  # noqa: E402
+from time_repro import apply_settings, cpu_model, parse_setting  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -170,7 +170,6 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: --study {args.study!r}: not in tune.studies "
                          f"({', '.join(params.tune.studies)})")
     params_sha256 = hashlib.sha256(args.params.read_bytes()).hexdigest()
-    from time_repro import cpu_model
     result = {"study": args.study, "seeds": args.seeds, "n_trials": params.tune.n_trials,
               "params_sha256": params_sha256,
               "cpu": f"{cpu_model()} ({os.cpu_count()} cores)",
