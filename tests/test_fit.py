@@ -52,7 +52,7 @@ def test_a_section_becomes_a_recipe_by_the_roles_of_its_keys():
         "maxlen", "padding", "truncating", "optimizer", "learning_rate", "clipnorm",
         "batch_size", "epochs", "embedding_file", "embedding_dim", "dropout",
         "embedding_trainable"}), "family": "feedforward", "pooling": "flatten", "units": 0,
-        "ngram_buckets": 0})
+        "ngram_max": 1, "ngram_buckets": 0, "nb_scale": 0.0})
     assert input_shape_for(flatten).length == 12  # Flatten needs one input length
     assert recipe_for(section).shape.length is None  # recurrent: any batch length
 

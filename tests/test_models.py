@@ -16,7 +16,8 @@ RECURRENT = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "
              "embedding_trainable": True}
 SMALL = {
     "feedforward": {"embedding_dim": 8, "dropout": 0.1, "pooling": "average", "units": 4,
-                    "embedding_trainable": True, "ngram_buckets": 0},
+                    "embedding_trainable": True, "ngram_max": 1, "ngram_buckets": 0,
+                    "nb_scale": 0.0},
     "cnn": {"embedding_dim": 8, "dropout": 0.1, "filters": 4, "kernel_size": 3,
             "kernel_widths": 2, "num_layers": 2, "units": 4, "embedding_trainable": True},
     "simple_rnn": {**RECURRENT, "embedding_dim": 8, "dropout": 0.1, "num_layers": 2},
@@ -95,10 +96,14 @@ def test_masked_max_pooling_survives_save_and_load(tmp_path):
 
 @pytest.mark.parametrize(("family", "options"), [
     ("feedforward", {"embedding_dim": 4, "dropout": 0.0, "pooling": "average", "units": 0,
-                     "embedding_trainable": True, "ngram_buckets": 16}),
+                     "embedding_trainable": True, "ngram_max": 2, "ngram_buckets": 16,
+                     "nb_scale": 0.0}),
+    ("feedforward", {"embedding_dim": 1, "dropout": 0.0, "pooling": "sum", "units": 0,
+                     "embedding_trainable": True, "ngram_max": 3, "ngram_buckets": 16,
+                     "nb_scale": 0.05}),
     ("lstm", recurrent(pooling="concat")),
 ])
-def test_bigram_and_concat_layers_survive_save_and_load(tmp_path, family, options):
+def test_ngram_naive_bayes_and_concat_layers_survive_save_and_load(tmp_path, family, options):
     model = build_model(family, vocab_size=20, **options)
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
@@ -108,36 +113,103 @@ def test_bigram_and_concat_layers_survive_save_and_load(tmp_path, family, option
 
 def test_flatten_feedforward_is_fixed_length():
     flatten = dict(embedding_dim=4, dropout=0.0, pooling="flatten", units=0,
-                   embedding_trainable=True, ngram_buckets=0)
+                   embedding_trainable=True, ngram_max=1, ngram_buckets=0, nb_scale=0.0)
     model = build_model("feedforward", vocab_size=20, sequence_length=10, **flatten)
     assert model.input_shape == (None, 10)
     with pytest.raises(PipelineError, match="needs a fixed sequence_length"):
         build_model("feedforward", vocab_size=20, sequence_length=None, **flatten)
-    with pytest.raises(PipelineError, match="ngram_buckets needs pooling average or max"):
+    with pytest.raises(PipelineError, match="ngram_buckets and nb_scale need pooling average"):
         build_model("feedforward", vocab_size=20, sequence_length=10,
-                    **{**flatten, "ngram_buckets": 8})
+                    **{**flatten, "ngram_max": 2, "ngram_buckets": 8})
+    with pytest.raises(PipelineError, match="ngram_buckets and nb_scale need pooling average"):
+        build_model("feedforward", vocab_size=20, sequence_length=10,
+                    **{**flatten, "nb_scale": 0.1})
+    with pytest.raises(PipelineError, match="ngram_max 3 with ngram_buckets 0"):
+        build_model("feedforward", vocab_size=20, sequence_length=10,
+                    **{**flatten, "pooling": "sum", "ngram_max": 3})
 
 
-def test_hashed_bigrams_are_the_pairs_of_neighbouring_words_and_zero_at_padding():
-    from imdb_rnn.modeling.registry import HashedBigrams
+def test_hashed_ngrams_are_the_runs_of_neighbouring_words_and_zero_at_padding():
+    from imdb_rnn.modeling.registry import HashedNgrams
 
     ids = np.array([[5, 6, 7, 0, 0], [5, 6, 5, 6, 2]], "int32")
-    bigrams = np.asarray(HashedBigrams(1000, vocab_size=10)(ids))
+    bigrams = np.asarray(HashedNgrams(1000, vocab_size=10)(ids))
     # (first * 10 + second) mod 1000 + 1; 0 where either word is padding
     np.testing.assert_array_equal(bigrams, [[57, 68, 0, 0], [57, 66, 57, 63]])
+    # trigrams after the bigrams: (first * 100 + second * 10 + third) mod 1000 + 1
+    both = np.asarray(HashedNgrams(1000, vocab_size=10, ngram_max=3)(ids))
+    np.testing.assert_array_equal(both, [[57, 68, 0, 0, 568, 0, 0],
+                                         [57, 66, 57, 63, 566, 657, 563]])
     # ids past 46,340 (first * vocab_size would overflow int32) stay in range
-    big = np.asarray(HashedBigrams(7, vocab_size=100_000)(np.array([[99_999, 99_998]], "int32")))
-    assert big.shape == (1, 1) and 1 <= big[0, 0] <= 7
+    big = np.asarray(HashedNgrams(7, vocab_size=100_000, ngram_max=3)(
+        np.array([[99_999, 99_998, 99_997]], "int32")))
+    assert big.shape == (1, 3) and ((1 <= big) & (big <= 7)).all()
 
 
-def test_bigrams_change_what_the_feedforward_model_reads():
+def test_each_id_once_per_review():
+    from imdb_rnn.modeling.registry import UniqueIds
+
+    once = np.asarray(UniqueIds()(np.array([[7, 3, 7, 7, 0, 0], [2, 4, 6, 4, 2, 9]], "int32")))
+    assert [sorted(set(row) - {0}) for row in once.tolist()] == [[3, 7], [2, 4, 6, 9]]
+    assert [sorted(row[row > 0]) for row in once] == [[3, 7], [2, 4, 6, 9]]  # no repeat left
+
+
+def test_naive_bayes_ratios_are_the_log_count_ratios_of_the_training_reviews():
+    """r = log((p / |p|1) / (q / |q|1)) with one added to every count; ids in fewer than two
+    training reviews and the padding get 0, and a review counts an id once."""
+    from imdb_rnn.modeling.registry import NaiveBayesScale
+
+    layer = NaiveBayesScale(5, scale=0.5)
+    layer.build(None)
+    ids = np.array([[1, 2, 0], [1, 3, 0], [1, 4, 3], [2, 4, 0]], "int32")
+    labels = np.array([1, 1, 0, 0])
+    layer.adapt([(ids[:2], labels[:2]), (ids[2:], labels[2:])])
+    p = np.array([0, 2, 1, 1, 0]) + 1.0  # positive reviews holding ids 0-4
+    q = np.array([0, 1, 1, 1, 2]) + 1.0
+    expected = np.log((p / p.sum()) / (q / q.sum()))
+    expected[0] = 0.0  # padding
+    np.testing.assert_allclose(np.asarray(layer.ratios), expected, rtol=1e-6)
+    vectors = np.ones((1, 3, 2), "float32")
+    scaled = np.asarray(layer([np.array([[1, 4, 0]], "int32"), vectors]))
+    np.testing.assert_allclose(scaled[0, :, 0], 0.5 * expected[[1, 4, 0]], rtol=1e-6)
+
+
+def test_fit_learns_the_naive_bayes_ratios_from_the_training_split_only():
+    """The NB-weighted feedforward model (NBSVM as a network) gets its ratios from the training
+    reviews before the first epoch: a word only in validation reviews keeps ratio 0, and the
+    trained model separates the training labels."""
+    from imdb_rnn.data.vectorize import Sequences
+    from imdb_rnn.modeling import InputShape, Recipe, fit
+
+    rng = np.random.default_rng(0)
+    rows = [np.r_[rng.integers(4, 9, 5), 2 + label] for label in (0, 1) * 20]
+    def split(rows, labels):
+        lengths = [len(r) for r in rows]
+        return Sequences(np.concatenate(rows).astype("int32"), np.r_[0, np.cumsum(lengths)],
+                         np.asarray(labels, "int8"), np.array([f"r{i}" for i in range(len(rows))]))
+    train = split(rows, [0, 1] * 20)
+    val = split([np.array([9, 9, 2]), np.array([9, 3])], [0, 1])  # word 9: validation only
+    nb = {"embedding_dim": 1, "dropout": 0.0, "pooling": "sum", "units": 0,
+          "embedding_trainable": True, "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.5}
+    recipe = Recipe("feedforward", nb, InputShape(10), "adam", 0.05, batch_size=8, epochs=3)
+    result = fit(recipe, train, val, vocab_size=10, seed=0, verbose=0)
+    ratios = np.asarray(result.model.get_layer("word_naive_bayes").ratios)
+    assert ratios[3] > 0 > ratios[2]  # word 3 only in positive reviews, word 2 in negative
+    assert ratios[9] == 0 and ratios[0] == 0
+    assert np.any(np.asarray(result.model.get_layer("ngram_naive_bayes").ratios) != 0)
+    assert result.history[-1]["val_accuracy"] == 1.0
+
+
+def test_ngrams_change_what_the_feedforward_model_reads():
     """Two reviews of the same words in another order: the same average of word vectors, a
     different one once bigrams join it."""
     keras.utils.set_random_seed(0)
     words = dict(embedding_dim=4, dropout=0.0, pooling="average", units=0,
                  embedding_trainable=True)
-    plain = build_model("feedforward", vocab_size=20, **words, ngram_buckets=0)
-    bigram = build_model("feedforward", vocab_size=20, **words, ngram_buckets=64)
+    plain = build_model("feedforward", vocab_size=20, **words, ngram_max=1, ngram_buckets=0,
+                        nb_scale=0.0)
+    bigram = build_model("feedforward", vocab_size=20, **words, ngram_max=2, ngram_buckets=64,
+                         nb_scale=0.0)
     one, other = np.array([[5, 6, 7, 8]], "int32"), np.array([[8, 7, 6, 5]], "int32")
     np.testing.assert_allclose(plain(one), plain(other), rtol=1e-6)
     assert not np.allclose(bigram(one), bigram(other))
@@ -178,10 +250,13 @@ def test_the_section_says_when_the_input_length_is_fixed():
     base = dict(maxlen=10, padding="post", truncating="pre", optimizer="adam",
                 learning_rate=0.01, clipnorm=None, batch_size=8, epochs=1, embedding_file=None,
                 embedding_dim=4, dropout=0.0, embedding_trainable=True, units=0)
-    assert FeedforwardParams(family="feedforward", pooling="flatten", ngram_buckets=0,
-                             **base).fixed_length
-    assert not FeedforwardParams(family="feedforward", pooling="average", ngram_buckets=0,
+    words = dict(ngram_max=1, ngram_buckets=0, nb_scale=0.0)
+    assert FeedforwardParams(family="feedforward", pooling="flatten", **words, **base).fixed_length
+    assert not FeedforwardParams(family="feedforward", pooling="average", **words,
                                  **base).fixed_length
+    with pytest.raises(ValueError, match="ngram_max 2 with ngram_buckets 0"):
+        FeedforwardParams(family="feedforward", pooling="sum", **{**words, "ngram_max": 2},
+                          **base)
     assert not CnnParams(family="cnn", filters=2, kernel_size=2, kernel_widths=1, num_layers=1,
                          **base).fixed_length
 
@@ -207,9 +282,11 @@ def test_missing_hyperparameter_is_named():
 
 @pytest.mark.parametrize(("family", "options"), [
     ("lstm", {"pooling": "last"}), ("gru", {"pooling": "max"}),
-    ("simple_rnn", {"pooling": "mean"}), ("feedforward", {"pooling": "max", "ngram_buckets": 0}),
-    ("feedforward", {"pooling": "average", "ngram_buckets": 32}),
-    ("feedforward", {"pooling": "max", "ngram_buckets": 32}),
+    ("simple_rnn", {"pooling": "mean"}), ("feedforward", {"pooling": "max", "ngram_max": 1, "ngram_buckets": 0,
+                                      "nb_scale": 0.0}),
+    ("feedforward", {"pooling": "average", "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.0}),
+    ("feedforward", {"pooling": "max", "ngram_max": 3, "ngram_buckets": 32, "nb_scale": 0.0}),
+    ("feedforward", {"pooling": "sum", "ngram_max": 3, "ngram_buckets": 32, "nb_scale": 0.1}),
     ("lstm", {"pooling": "concat"}), ("gru", {"pooling": "concat"}),
     ("cnn", {"filters": 3, "kernel_size": 3, "kernel_widths": 1, "num_layers": 1}),
     ("cnn", {"filters": 3, "kernel_size": 2, "kernel_widths": 1, "num_layers": 3}),

@@ -29,7 +29,7 @@ RNN = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last"}
 # builder is tested in tests/test_models.py; each model here costs three stage processes.
 TINY_MODELS = {
     "feedforward": {"family": "feedforward", "pooling": "average", "units": 4,
-                    "ngram_buckets": 64},
+                    "ngram_max": 2, "ngram_buckets": 64, "nb_scale": 0.0},
     "cnn": {"family": "cnn", "filters": 8, "kernel_size": 3, "kernel_widths": 2, "num_layers": 1,
             "units": 0},
     "lstm": {"family": "lstm", **RNN, "pooling": "max"},

@@ -29,7 +29,8 @@ from imdb_rnn.search import study as tuning
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 ROOT = Path(__file__).resolve().parents[1]
-FF = {"family": "feedforward", "pooling": "average", "units": 4, "ngram_buckets": 0,
+FF = {"family": "feedforward", "pooling": "average", "units": 4, "ngram_max": 1, "ngram_buckets": 0,
+      "nb_scale": 0.0,
       "maxlen": 30, "padding": "post",
       "truncating": "pre", "embedding_dim": 8, "embedding_file": None,
       "embedding_trainable": True, "dropout": 0.1, "batch_size": 32,

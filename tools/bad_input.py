@@ -67,7 +67,8 @@ TUNE_OUT = ("--data data/vectorized --best reports/tune/ff_random/best.json "
 TRAIN_OUT = ("--data data/vectorized --model-dir models/ff2 "
              "--history reports/train/ff2/history.csv --metrics reports/train/ff2/train.json")
 
-FF = {"family": "feedforward", "pooling": "average", "units": 4, "ngram_buckets": 0,
+FF = {"family": "feedforward", "pooling": "average", "units": 4, "ngram_max": 1, "ngram_buckets": 0,
+      "nb_scale": 0.0,
       "maxlen": 30, "padding": "post",
       "truncating": "pre", "embedding_dim": 8, "embedding_file": None,
       "embedding_trainable": True, "dropout": 0.1, "batch_size": 16,

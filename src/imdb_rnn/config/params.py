@@ -38,6 +38,7 @@ class _Section(BaseModel):
 # a longer maxlen only pads. maxlen 3,000 with the LSTM's own settings: reports in README.
 MAX_MAXLEN = 3_000
 MAX_VOCABULARY = 500_000  # vectorize.max_features: the embedding matrix, times Adam's 4 copies
+MAX_NGRAM = 4  # feedforward ngram_max: each n adds about a review's length of ids
 MAX_NGRAM_BUCKETS = 4_194_304  # feedforward ngram_buckets: an embedding like the vocabulary's
 MAX_WIDTH = 2_048  # embedding_dim, units, filters, embed.dim
 MAX_LAYERS = 16
@@ -220,11 +221,16 @@ class ModelSection(_Section):
 
 class FeedforwardParams(ModelSection):
     family: Literal["feedforward"]
-    # flatten: the classic Embedding-Flatten-Dense; average/max: pool over time first.
-    pooling: Literal["flatten", "average", "max"]
+    # flatten: the classic Embedding-Flatten-Dense; average/max/sum: pool over time first.
+    pooling: Literal["flatten", "average", "max", "sum"]
     units: int = Field(ge=0, le=MAX_WIDTH)  # hidden Dense layer; 0 = none
-    # hashed word-bigram features (fastText): their number of buckets; 0 = words only
+    # word n-grams of 2 to ngram_max words beside the words (fastText); 1 = words only
+    ngram_max: int = Field(ge=1, le=MAX_NGRAM)
+    # the n-grams' hash buckets (0 with ngram_max 1)
     ngram_buckets: int = Field(ge=0, le=MAX_NGRAM_BUCKETS)
+    # > 0: each word and n-gram once per review, its vector scaled by nb_scale times its
+    # naive-Bayes log-count ratio on the training split (NBSVM's features); 0 = off
+    nb_scale: float = Field(ge=0.0)
 
     @property
     def fixed_length(self) -> bool:
@@ -232,15 +238,20 @@ class FeedforwardParams(ModelSection):
         return self.pooling == "flatten"
 
     def step_memory(self, max_features: int = MAX_VOCABULARY) -> int:
-        # the bigram embedding: weights, gradient and Adam's two moments; its steps double
+        # the n-gram embedding: weights, gradient and Adam's two moments; each n adds a
+        # review's length of steps
         return (super().step_memory(max_features) + 16 * self.ngram_buckets * self.embedding_dim
-                + (4 * self.batch_size * self.maxlen * self.embedding_dim
-                   if self.ngram_buckets else 0))
+                + 4 * self.batch_size * self.maxlen * self.embedding_dim * (self.ngram_max - 1))
 
     @model_validator(mode="after")
-    def _bigrams_need_pooling(self) -> FeedforwardParams:
-        if self.ngram_buckets and self.pooling == "flatten":
-            raise ValueError("ngram_buckets needs pooling average or max, not flatten")
+    def _ngrams_need_pooling(self) -> FeedforwardParams:
+        if (self.ngram_buckets or self.nb_scale) and self.pooling == "flatten":
+            raise ValueError("ngram_buckets and nb_scale need pooling average, max or sum, "
+                             "not flatten")
+        if (self.ngram_max > 1) != (self.ngram_buckets > 0):
+            raise ValueError(f"ngram_max {self.ngram_max} with ngram_buckets "
+                             f"{self.ngram_buckets}: n-grams (ngram_max 2 or more) need "
+                             "buckets, and buckets need ngram_max 2 or more")
         return self
 
 

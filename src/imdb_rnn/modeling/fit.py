@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ from imdb_rnn.config import ModelSection
 from imdb_rnn.config.params import TrainParams
 from imdb_rnn.data.vectorize import Sequences
 from imdb_rnn.modeling.inputs import InputShape, input_shape_for, make_dataset
-from imdb_rnn.modeling.registry import build_model
+from imdb_rnn.modeling.registry import adapt, build_model
 
 
 # The smallest batch the bucketed feed predicts the validation split with.
@@ -164,6 +164,16 @@ def _as_arrays(data: Sequences | Arrays, shape: InputShape) -> Arrays:
     return Arrays(shape.array(data), data.labels.astype(np.float32))
 
 
+def _labelled_batches(data: Sequences | Arrays, shape: InputShape) -> Iterator:
+    """The training split once, unshuffled, as (input, labels) batches."""
+    if isinstance(data, Sequences):
+        yield from make_dataset(data, shape, VALIDATION_BATCH)[0].as_numpy_iterator()
+        return
+    arrays = _as_arrays(data, shape)
+    for start in range(0, len(arrays), VALIDATION_BATCH):
+        yield arrays.x[start:start + VALIDATION_BATCH], arrays.y[start:start + VALIDATION_BATCH]
+
+
 def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | None, *,
         vocab_size: int, seed: int, stopping: Stopping | None = None,
         callbacks: Sequence[keras.callbacks.Callback] = (), verbose: int | None = None,
@@ -172,13 +182,15 @@ def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | Non
 
     ``embedding`` (vocab_size, embedding_dim) initialises the layer named ``embedding``
     (pretrained vectors); the architecture's ``embedding_trainable`` says whether training may
-    change it. With ``stopping`` the weights of the best epoch are kept, else those of the last.
+    change it. Layers that learn from the training split (naive-Bayes ratios) learn from
+    ``train`` only, before the first epoch. With ``stopping`` the weights of the best epoch are kept, else those of the last.
     """
     keras.utils.set_random_seed(seed)
     keras.backend.clear_session()
     model = build(recipe, vocab_size)
     if embedding is not None:
         model.get_layer("embedding").set_weights([embedding])
+    adapt(model, lambda: _labelled_batches(train, recipe.shape))  # e.g. naive-Bayes ratios
     if verbose is None:  # a progress bar in a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     timer = _EpochTimer()

@@ -16,10 +16,11 @@ eligible for the fast cuDNN kernel on a GPU. A non-zero
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import keras
+import numpy as np
 from keras import layers
 
 from imdb_rnn.errors import PipelineError
@@ -55,29 +56,116 @@ class MaskedGlobalMaxPooling1D(_OverSteps):
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
-class HashedBigrams(layers.Layer):
-    """The ids of a review's word bigrams, hashed into ``buckets`` (fastText's bigram features,
-    Joulin et al. 2016): ``(first * vocab_size + second) mod buckets + 1`` for each pair of
-    neighbouring words, 0 where either is padding. Out: (batch, time - 1) int32."""
+class HashedNgrams(layers.Layer):
+    """The ids of a review's word n-grams of 2 to ``ngram_max`` words, hashed into ``buckets``
+    (fastText's n-gram features, Joulin et al. 2016): the hash of each run of n neighbouring
+    words is ``h = (h * vocab_size + word) mod buckets`` over its words (for a bigram
+    ``(first * vocab_size + second) mod buckets``), its id ``h + 1``; 0 where any of its words
+    is padding. Out: (batch, sum over n of time - n + 1) int32, the bigrams first."""
 
-    def __init__(self, buckets: int, vocab_size: int, **kwargs: object) -> None:
+    def __init__(self, buckets: int, vocab_size: int, ngram_max: int = 2,
+                 **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.buckets, self.vocab_size = buckets, vocab_size
+        self.buckets, self.vocab_size, self.ngram_max = buckets, vocab_size, ngram_max
 
     def call(self, ids):
-        ids = keras.ops.cast(ids, "int64")  # first * vocab_size overflows int32 past 46,340
-        first, second = ids[:, :-1], ids[:, 1:]
-        bucket = keras.ops.mod(first * self.vocab_size + second, self.buckets) + 1
-        words = keras.ops.logical_and(keras.ops.not_equal(first, PAD_ID),
-                                      keras.ops.not_equal(second, PAD_ID))
-        return keras.ops.cast(keras.ops.where(words, bucket, 0), "int32")
+        ids = keras.ops.cast(ids, "int64")  # h * vocab_size overflows int32 past 46,340
+        length = keras.ops.shape(ids)[1]
+        grams = []
+        for n in range(2, self.ngram_max + 1):
+            h, real = ids[:, :length - n + 1], keras.ops.not_equal(ids[:, :length - n + 1], PAD_ID)
+            for k in range(1, n):
+                word = ids[:, k:length - n + 1 + k]
+                h = keras.ops.mod(h * self.vocab_size + word, self.buckets)
+                real = keras.ops.logical_and(real, keras.ops.not_equal(word, PAD_ID))
+            grams.append(keras.ops.where(real, h + 1, 0))
+        out = grams[0] if len(grams) == 1 else keras.ops.concatenate(grams, axis=1)
+        return keras.ops.cast(out, "int32")
 
     def compute_output_shape(self, input_shape):
-        length = None if input_shape[1] is None else max(input_shape[1] - 1, 0)
+        length = input_shape[1]
+        if length is not None:
+            length = sum(max(length - n + 1, 0) for n in range(2, self.ngram_max + 1))
         return (input_shape[0], length)
 
     def get_config(self):
-        return {**super().get_config(), "buckets": self.buckets, "vocab_size": self.vocab_size}
+        return {**super().get_config(), "buckets": self.buckets, "vocab_size": self.vocab_size,
+                "ngram_max": self.ngram_max}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class UniqueIds(layers.Layer):
+    """Each review's ids once (binary features, as NBSVM's): sorted, every repeat turned into
+    padding (0). Out: the input's shape."""
+
+    def call(self, ids):
+        ids = keras.ops.sort(ids, axis=1)
+        repeat = keras.ops.concatenate(
+            [keras.ops.zeros_like(ids[:, :1], dtype="bool"),
+             keras.ops.equal(ids[:, 1:], ids[:, :-1])], axis=1)
+        return keras.ops.where(repeat, keras.ops.zeros_like(ids), ids)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class NaiveBayesScale(layers.Layer):
+    """Scales the vector of each id by ``scale`` times the id's naive-Bayes log-count ratio
+    (Wang & Manning 2012): ``r = log((p / |p|1) / (q / |q|1))``, p and q the number of positive
+    and negative training reviews holding the id, plus 1. An id found in fewer than
+    ``MIN_REVIEWS`` training reviews, and the padding, get 0. The ratios are learned from the
+    training split by :meth:`adapt` before training (the one training path calls it) and stay
+    fixed; they are saved with the model. In: [ids (batch, time), vectors (batch, time, dim)]."""
+
+    MIN_REVIEWS = 2
+
+    def __init__(self, size: int, scale: float, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.size, self.scale = size, scale
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.ratios = self.add_weight(shape=(self.size,), initializer="zeros", trainable=False,
+                                      name="ratios")
+
+    def call(self, inputs):
+        ids, vectors = inputs
+        weight = keras.ops.take(self.ratios, ids, axis=0) * self.scale
+        return vectors * keras.ops.expand_dims(keras.ops.cast(weight, vectors.dtype), -1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None if mask is None else mask[1]
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[1]
+
+    def adapt(self, batches) -> None:
+        """Learn the ratios from ``batches`` of (ids, labels): each review's ids (its repeats
+        already padding) and its label 0/1."""
+        counts = np.zeros((2, self.size), np.int64)  # reviews holding each id, per label
+        for ids, labels in batches:
+            for label in (0, 1):
+                counts[label] += np.bincount(np.asarray(ids)[np.asarray(labels) == label].ravel(),
+                                             minlength=self.size)[:self.size]
+        counts[:, PAD_ID] = 0  # padding is no feature
+        p, q = counts[1] + 1.0, counts[0] + 1.0
+        ratios = np.log((p / p.sum()) / (q / q.sum()))
+        ratios[(counts.sum(axis=0) < self.MIN_REVIEWS) | (np.arange(self.size) == PAD_ID)] = 0.0
+        self.ratios.assign(ratios.astype("float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class MaskedSum(_OverSteps):
+    """The sum over time of the unmasked steps (a bag of features' total: NBSVM's score)."""
+
+    def call(self, inputs, mask=None):  # inputs: (batch, time, features)
+        if mask is not None:
+            inputs = inputs * keras.ops.expand_dims(keras.ops.cast(mask, inputs.dtype), -1)
+        return keras.ops.sum(inputs, axis=1)
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
@@ -113,33 +201,71 @@ def _hidden(x: keras.KerasTensor, units: int, dropout: float) -> keras.KerasTens
 
 def build_feedforward(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
                       dropout: float, pooling: str, units: int, embedding_trainable: bool,
-                      ngram_buckets: int) -> keras.Model:
-    """Embedding, then Flatten (the classic recipe) or masked pooling over time, Dense, sigmoid.
+                      ngram_max: int, ngram_buckets: int, nb_scale: float) -> keras.Model:
+    """Embedding, then Flatten (the classic recipe) or pooling over time, Dense, sigmoid.
 
-    ``ngram_buckets`` > 0 adds the review's word bigrams, hashed into that many buckets with an
-    embedding of their own (learned from scratch), to the words it pools: fastText's bigram
-    model when pooling is average."""
+    ``ngram_buckets`` > 0 adds the review's word n-grams of 2 to ``ngram_max`` words, hashed
+    into that many buckets with an embedding of their own (learned from scratch), to the words
+    it pools: fastText's bigram model when pooling is average and ``ngram_max`` 2.
+    ``nb_scale`` > 0 reads each word and n-gram once per review and scales its vector by
+    ``nb_scale`` times its naive-Bayes log-count ratio on the training split
+    (:class:`NaiveBayesScale`): with pooling sum, ``embedding_dim`` 1 and ``units`` 0 the
+    model is NBSVM trained as a network (Wang & Manning 2012; "NBSVM++" of fast.ai)."""
     flatten = pooling == "flatten"
     if flatten and sequence_length is None:
         raise PipelineError("feedforward with pooling flatten needs a fixed sequence_length")
-    if flatten and ngram_buckets:
-        raise PipelineError("feedforward: ngram_buckets needs pooling average or max, not flatten")
+    if flatten and (ngram_buckets or nb_scale):
+        raise PipelineError("feedforward: ngram_buckets and nb_scale need pooling average, max "
+                            "or sum, not flatten")
+    if (ngram_max > 1) != (ngram_buckets > 0):
+        raise PipelineError(f"feedforward: ngram_max {ngram_max} with ngram_buckets "
+                            f"{ngram_buckets}: n-grams (ngram_max 2 or more) need buckets, "
+                            "and buckets need ngram_max 2 or more")
     inputs = token_input(sequence_length)
+    words = UniqueIds(name="unique_words")(inputs) if nb_scale else inputs
     x = layers.Embedding(vocab_size, embedding_dim, mask_zero=not flatten,
-                         trainable=embedding_trainable, name="embedding")(inputs)
+                         trainable=embedding_trainable, name="embedding")(words)
+    if nb_scale:
+        x = NaiveBayesScale(vocab_size, nb_scale, name="word_naive_bayes")([words, x])
     if ngram_buckets:
-        bigrams = HashedBigrams(ngram_buckets, vocab_size, name="bigrams")(inputs)
-        bigram_vectors = layers.Embedding(ngram_buckets + 1, embedding_dim, mask_zero=True,
-                                          name="bigram_embedding")(bigrams)
-        x = layers.Concatenate(axis=1, name="words_and_bigrams")([x, bigram_vectors])
+        grams = HashedNgrams(ngram_buckets, vocab_size, ngram_max, name="ngrams")(inputs)
+        if nb_scale:
+            grams = UniqueIds(name="unique_ngrams")(grams)
+        gram_vectors = layers.Embedding(ngram_buckets + 1, embedding_dim, mask_zero=True,
+                                        name="ngram_embedding")(grams)
+        if nb_scale:
+            gram_vectors = NaiveBayesScale(ngram_buckets + 1, nb_scale,
+                                           name="ngram_naive_bayes")([grams, gram_vectors])
+        x = layers.Concatenate(axis=1, name="words_and_ngrams")([x, gram_vectors])
     if flatten:
         x = layers.Flatten(name="flatten")(x)  # (batch, maxlen * embedding_dim)
     elif pooling == "average":
         x = layers.GlobalAveragePooling1D(name="average_pool")(x)  # masked mean
+    elif pooling == "sum":
+        x = MaskedSum(name="sum_pool")(x)
     else:
         x = MaskedGlobalMaxPooling1D(name="max_pool")(x)
     x = _hidden(x, units, dropout)
     return keras.Model(inputs, _output(x), name="feedforward")
+
+
+def adapt(model: keras.Model, batches: Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]
+          ) -> None:
+    """Fit the layers that learn from the training split before training (the naive-Bayes
+    ratios of :class:`NaiveBayesScale`); ``batches()`` yields (token ids, labels) of the
+    training split. A model without such layers is left as it is."""
+    learners = [layer for layer in model.layers if isinstance(layer, NaiveBayesScale)]
+    if not learners:
+        return
+    # each learner's ids, as the model computes them from the token ids
+    probe = keras.Model(model.inputs, [layer.input[0] for layer in learners])
+    seen = [[] for _ in learners]
+    for x, y in batches():
+        ids = probe.predict_on_batch(x)
+        for found, layer_ids in zip(seen, ids if len(learners) > 1 else [ids], strict=True):
+            found.append((layer_ids, y))
+    for layer, found in zip(learners, seen, strict=True):
+        layer.adapt(found)
 
 
 def build_cnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
