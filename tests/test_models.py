@@ -104,11 +104,19 @@ def test_masked_max_pooling_survives_save_and_load(tmp_path):
     ("lstm", recurrent(pooling="concat")),
 ])
 def test_ngram_naive_bayes_and_concat_layers_survive_save_and_load(tmp_path, family, options):
+    from imdb_rnn.modeling.registry import adapt
+
     model = build_model(family, vocab_size=20, **options)
+    reviews = np.array([[3, 4, 5, 0], [6, 7, 3, 4], [3, 4, 8, 9], [6, 7, 0, 0]], "int32")
+    adapt(model, lambda: [(reviews, np.array([1, 0, 1, 0]))])  # the ratios, where it has some
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.array([[3, 4, 5, 0]], "int32")
     np.testing.assert_allclose(model(x), loaded(x), rtol=1e-6)
+    for layer in model.layers:
+        if hasattr(layer, "ratios"):  # learned from the reviews, saved with the model
+            assert np.any(np.asarray(layer.ratios) != 0)
+            np.testing.assert_array_equal(layer.ratios, loaded.get_layer(layer.name).ratios)
 
 
 def test_flatten_feedforward_is_fixed_length():
