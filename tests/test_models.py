@@ -9,7 +9,7 @@ import pytest
 from imdb_rnn.errors import PipelineError
 from imdb_rnn.config.params import (BidirectionalParams, CnnParams, FeedforwardParams,
                                     ModelSection, RecurrentParams)
-from imdb_rnn.modeling.registry import (MODEL_BUILDERS, PIPELINE_FAMILIES, build_model,
+from imdb_rnn.modeling.registry import (MODEL_BUILDERS, PIPELINE_FAMILIES, adapt, build_model,
                                         builder_arguments)
 
 RECURRENT = {"units": 4, "num_layers": 1, "recurrent_dropout": 0.0, "pooling": "last",
@@ -104,8 +104,6 @@ def test_masked_max_pooling_survives_save_and_load(tmp_path):
     ("lstm", recurrent(pooling="concat")),
 ])
 def test_ngram_naive_bayes_and_concat_layers_survive_save_and_load(tmp_path, family, options):
-    from imdb_rnn.modeling.registry import adapt
-
     model = build_model(family, vocab_size=20, **options)
     reviews = np.array([[3, 4, 5, 0], [6, 7, 3, 4], [3, 4, 8, 9], [6, 7, 0, 0]], "int32")
     adapt(model, lambda: [(reviews, np.array([1, 0, 1, 0]))])  # the ratios, where it has some
@@ -113,10 +111,11 @@ def test_ngram_naive_bayes_and_concat_layers_survive_save_and_load(tmp_path, fam
     loaded = keras.models.load_model(tmp_path / "m.keras")
     x = np.array([[3, 4, 5, 0]], "int32")
     np.testing.assert_allclose(model(x), loaded(x), rtol=1e-6)
-    for layer in model.layers:
-        if hasattr(layer, "ratios"):  # learned from the reviews, saved with the model
-            assert np.any(np.asarray(layer.ratios) != 0)
-            np.testing.assert_array_equal(layer.ratios, loaded.get_layer(layer.name).ratios)
+    learners = [layer for layer in model.layers if hasattr(layer, "ratios")]
+    assert len(learners) == (2 if options.get("nb_scale") else 0)  # words and n-grams
+    for layer in learners:  # learned from the reviews, saved with the model
+        assert np.any(np.asarray(layer.ratios) != 0)
+        np.testing.assert_array_equal(layer.ratios, loaded.get_layer(layer.name).ratios)
 
 
 def test_flatten_feedforward_is_fixed_length():
@@ -158,24 +157,25 @@ def test_each_id_once_per_review():
     from imdb_rnn.modeling.registry import UniqueIds
 
     once = np.asarray(UniqueIds()(np.array([[7, 3, 7, 7, 0, 0], [2, 4, 6, 4, 2, 9]], "int32")))
-    assert [sorted(set(row) - {0}) for row in once.tolist()] == [[3, 7], [2, 4, 6, 9]]
     assert [sorted(row[row > 0]) for row in once] == [[3, 7], [2, 4, 6, 9]]  # no repeat left
 
 
 def test_naive_bayes_ratios_are_the_log_count_ratios_of_the_training_reviews():
     """r = log((p / |p|1) / (q / |q|1)) with one added to every count; ids in fewer than two
-    training reviews and the padding get 0, and a review counts an id once."""
+    training reviews and the padding get 0. (The layer's ids hold each id once per review:
+    UniqueIds comes before it.)"""
     from imdb_rnn.modeling.registry import NaiveBayesScale
 
-    layer = NaiveBayesScale(5, scale=0.5)
+    layer = NaiveBayesScale(6, scale=0.5)
     layer.build(None)
-    ids = np.array([[1, 2, 0], [1, 3, 0], [1, 4, 3], [2, 4, 0]], "int32")
+    ids = np.array([[1, 2, 0], [1, 3, 0], [1, 4, 3], [2, 4, 5]], "int32")
     labels = np.array([1, 1, 0, 0])
     layer.adapt([(ids[:2], labels[:2]), (ids[2:], labels[2:])])
-    p = np.array([0, 2, 1, 1, 0]) + 1.0  # positive reviews holding ids 0-4
-    q = np.array([0, 1, 1, 1, 2]) + 1.0
+    p = np.array([0, 2, 1, 1, 0, 0]) + 1.0  # positive reviews holding ids 0-5
+    q = np.array([0, 1, 1, 1, 2, 1]) + 1.0
     expected = np.log((p / p.sum()) / (q / q.sum()))
     expected[0] = 0.0  # padding
+    expected[5] = 0.0  # in one training review only
     np.testing.assert_allclose(np.asarray(layer.ratios), expected, rtol=1e-6)
     vectors = np.ones((1, 3, 2), "float32")
     scaled = np.asarray(layer([np.array([[1, 4, 0]], "int32"), vectors]))
@@ -196,7 +196,8 @@ def test_fit_learns_the_naive_bayes_ratios_from_the_training_split_only():
         return Sequences(np.concatenate(rows).astype("int32"), np.r_[0, np.cumsum(lengths)],
                          np.asarray(labels, "int8"), np.array([f"r{i}" for i in range(len(rows))]))
     train = split(rows, [0, 1] * 20)
-    val = split([np.array([9, 9, 2]), np.array([9, 3])], [0, 1])  # word 9: validation only
+    # word 9: in positive validation reviews only (a ratio learned from them would be > 0)
+    val = split([np.array([9, 9, 3]), np.array([9, 3]), np.array([2, 2])], [1, 1, 0])
     nb = {"embedding_dim": 1, "dropout": 0.0, "pooling": "sum", "units": 0,
           "embedding_trainable": True, "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.5}
     recipe = Recipe("feedforward", nb, InputShape(10), "adam", 0.05, batch_size=8, epochs=3)
@@ -294,6 +295,7 @@ def test_missing_hyperparameter_is_named():
                                       "nb_scale": 0.0}),
     ("feedforward", {"pooling": "average", "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.0}),
     ("feedforward", {"pooling": "max", "ngram_max": 3, "ngram_buckets": 32, "nb_scale": 0.0}),
+    ("feedforward", {"pooling": "sum", "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.0}),
     ("feedforward", {"pooling": "sum", "ngram_max": 3, "ngram_buckets": 32, "nb_scale": 0.1}),
     ("lstm", {"pooling": "concat"}), ("gru", {"pooling": "concat"}),
     ("cnn", {"filters": 3, "kernel_size": 3, "kernel_widths": 1, "num_layers": 1}),
@@ -307,9 +309,14 @@ def test_padding_does_not_change_predictions(family, options):
                 else {"embedding_dim": 4, "dropout": 0.0, "units": 3,
                       "embedding_trainable": True})
     model = build_model(family, vocab_size=20, sequence_length=None, **{**defaults, **options})
+    # ratios for the naive-Bayes model (else every ratio is 0 and every answer the same)
+    adapt(model, lambda: [(np.array([[5, 6, 7, 0], [8, 9, 5, 6], [5, 6, 9, 0], [8, 9, 7, 5]],
+                                    "int32"), np.array([1, 0, 1, 0]))])
     short = np.array([[5, 6, 7]], "int32")
     padded = np.array([[5, 6, 7, 0, 0, 0, 0]], "int32")
     np.testing.assert_allclose(model(short), model(padded), rtol=1e-5)
+    if options.get("nb_scale"):  # the ratios reach the answer
+        assert not np.allclose(model(short), model(np.array([[8, 9, 0]], "int32")))
 
 
 def test_the_lstm_and_gru_sections_are_written_for_the_cudnn_kernel():
