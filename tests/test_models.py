@@ -153,6 +153,31 @@ def test_hashed_ngrams_are_the_runs_of_neighbouring_words_and_zero_at_padding():
     assert big.shape == (1, 3) and ((1 <= big) & (big <= 7)).all()
 
 
+def test_reviews_shorter_than_an_ngram_have_none_of_it():
+    from imdb_rnn.modeling.registry import HashedNgrams
+
+    for length in (1, 2, 3):
+        ids = np.arange(5, 5 + length, dtype="int32")[None, :]
+        grams = np.asarray(HashedNgrams(97, vocab_size=10, ngram_max=4)(ids))
+        # bigrams, trigrams and 4-grams that fit: length - 1, length - 2, length - 3 of them
+        assert grams.shape == (1, sum(max(length - n + 1, 0) for n in (2, 3, 4)))
+        assert (grams > 0).all()
+
+
+def test_a_model_saved_with_the_former_bigram_layer_still_loads():
+    """Models saved before ngram_max (the fasttext model up to 41882c7) name the layer
+    HashedBigrams: it still deserialises, to the same bigrams."""
+    from imdb_rnn.modeling.registry import HashedNgrams
+
+    config = {"module": None, "class_name": "HashedBigrams", "registered_name":
+              "imdb_rnn>HashedBigrams", "config": {"name": "bigrams", "trainable": True,
+                                                   "dtype": "float32", "buckets": 1000,
+                                                   "vocab_size": 10}}
+    old = keras.saving.deserialize_keras_object(config)
+    ids = np.array([[5, 6, 7, 0]], "int32")
+    np.testing.assert_array_equal(old(ids), HashedNgrams(1000, vocab_size=10)(ids))
+
+
 def test_each_id_once_per_review():
     from imdb_rnn.modeling.registry import UniqueIds
 
@@ -291,8 +316,8 @@ def test_missing_hyperparameter_is_named():
 
 @pytest.mark.parametrize(("family", "options"), [
     ("lstm", {"pooling": "last"}), ("gru", {"pooling": "max"}),
-    ("simple_rnn", {"pooling": "mean"}), ("feedforward", {"pooling": "max", "ngram_max": 1, "ngram_buckets": 0,
-                                      "nb_scale": 0.0}),
+    ("simple_rnn", {"pooling": "mean"}),
+    ("feedforward", {"pooling": "max", "ngram_max": 1, "ngram_buckets": 0, "nb_scale": 0.0}),
     ("feedforward", {"pooling": "average", "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.0}),
     ("feedforward", {"pooling": "max", "ngram_max": 3, "ngram_buckets": 32, "nb_scale": 0.0}),
     ("feedforward", {"pooling": "sum", "ngram_max": 2, "ngram_buckets": 32, "nb_scale": 0.0}),

@@ -183,14 +183,14 @@ def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | Non
     ``embedding`` (vocab_size, embedding_dim) initialises the layer named ``embedding``
     (pretrained vectors); the architecture's ``embedding_trainable`` says whether training may
     change it. Layers that learn from the training split (naive-Bayes ratios) learn from
-    ``train`` only, before the first epoch. With ``stopping`` the weights of the best epoch are kept, else those of the last.
+    ``train`` only, before the first epoch (inside the training's seconds). With ``stopping``
+    the weights of the best epoch are kept, else those of the last.
     """
     keras.utils.set_random_seed(seed)
     keras.backend.clear_session()
     model = build(recipe, vocab_size)
     if embedding is not None:
         model.get_layer("embedding").set_weights([embedding])
-    adapt(model, lambda: _labelled_batches(train, recipe.shape))  # e.g. naive-Bayes ratios
     if verbose is None:  # a progress bar in a terminal, one line per epoch in logs
         verbose = 1 if sys.stdout.isatty() else 2
     timer = _EpochTimer()
@@ -199,6 +199,7 @@ def fit(recipe: Recipe, train: Sequences | Arrays, val: Sequences | Arrays | Non
         patience=recipe.epochs if stopping.patience is None else stopping.patience))
     every = [timer, *([stopper] if stopper else []), *callbacks]
     start = time.perf_counter()
+    adapt(model, lambda: _labelled_batches(train, recipe.shape))  # e.g. naive-Bayes ratios
     if recipe.feed == "classic":
         x = _as_arrays(train, recipe.shape)
         v = None if val is None else _as_arrays(val, recipe.shape)

@@ -73,9 +73,11 @@ class HashedNgrams(layers.Layer):
         length = keras.ops.shape(ids)[1]
         grams = []
         for n in range(2, self.ngram_max + 1):
-            h, real = ids[:, :length - n + 1], keras.ops.not_equal(ids[:, :length - n + 1], PAD_ID)
+            count = keras.ops.maximum(length - n + 1, 0)  # n-grams in a row (0: too short)
+            h = ids[:, :count]
+            real = keras.ops.not_equal(h, PAD_ID)
             for k in range(1, n):
-                word = ids[:, k:length - n + 1 + k]
+                word = ids[:, k:k + count]
                 h = keras.ops.mod(h * self.vocab_size + word, self.buckets)
                 real = keras.ops.logical_and(real, keras.ops.not_equal(word, PAD_ID))
             grams.append(keras.ops.where(real, h + 1, 0))
@@ -91,6 +93,16 @@ class HashedNgrams(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "buckets": self.buckets, "vocab_size": self.vocab_size,
                 "ngram_max": self.ngram_max}
+
+
+@keras.saving.register_keras_serializable(package="imdb_rnn")
+class HashedBigrams(HashedNgrams):
+    """:class:`HashedNgrams` of bigrams, under the name that models saved before ``ngram_max``
+    existed (the fasttext model's, up to 41882c7) give the layer, so they still load."""
+
+    def __init__(self, buckets: int, vocab_size: int, **kwargs: object) -> None:
+        kwargs.pop("ngram_max", None)
+        super().__init__(buckets, vocab_size, 2, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="imdb_rnn")
@@ -143,11 +155,20 @@ class NaiveBayesScale(layers.Layer):
     def adapt(self, batches) -> None:
         """Learn the ratios from ``batches`` of (ids, labels): each review's ids (its repeats
         already padding) and its label 0/1."""
-        counts = np.zeros((2, self.size), np.int64)  # reviews holding each id, per label
+        counts = np.zeros((2, self.size), np.int64)
         for ids, labels in batches:
-            for label in (0, 1):
-                counts[label] += np.bincount(np.asarray(ids)[np.asarray(labels) == label].ravel(),
-                                             minlength=self.size)[:self.size]
+            counts += self.count(ids, labels)
+        self.set_counts(counts)
+
+    def count(self, ids: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """(2, size): how many of the negative and positive reviews of a batch hold each id."""
+        ids, labels = np.asarray(ids), np.asarray(labels)
+        return np.stack([np.bincount(ids[labels == label].ravel(), minlength=self.size)
+                         for label in (0, 1)])
+
+    def set_counts(self, counts: np.ndarray) -> None:
+        """The ratios from the training split's counts (:meth:`count` summed over batches)."""
+        counts = counts.copy()
         counts[:, PAD_ID] = 0  # padding is no feature
         p, q = counts[1] + 1.0, counts[0] + 1.0
         ratios = np.log((p / p.sum()) / (q / q.sum()))
@@ -257,15 +278,16 @@ def adapt(model: keras.Model, batches: Callable[[], Iterable[tuple[np.ndarray, n
     learners = [layer for layer in model.layers if isinstance(layer, NaiveBayesScale)]
     if not learners:
         return
-    # each learner's ids, as the model computes them from the token ids
+    # each learner's ids, as the model computes them from the token ids; counted batch by batch
     probe = keras.Model(model.inputs, [layer.input[0] for layer in learners])
-    seen = [[] for _ in learners]
+    counts = [np.zeros((2, layer.size), np.int64) for layer in learners]
     for x, y in batches():
         ids = probe.predict_on_batch(x)
-        for found, layer_ids in zip(seen, ids if len(learners) > 1 else [ids], strict=True):
-            found.append((layer_ids, y))
-    for layer, found in zip(learners, seen, strict=True):
-        layer.adapt(found)
+        for total, layer, layer_ids in zip(counts, learners, ids if len(learners) > 1 else [ids],
+                                           strict=True):
+            total += layer.count(layer_ids, y)
+    for layer, total in zip(learners, counts, strict=True):
+        layer.set_counts(total)
 
 
 def build_cnn(*, vocab_size: int, sequence_length: int | None, embedding_dim: int,
