@@ -76,6 +76,14 @@ class Sequences:
         return Sequences(ids.astype(np.int32), offsets, self.labels[index], self.reviews[index])
 
 
+def log_count_ratio(positive: np.ndarray, negative: np.ndarray, alpha: float) -> np.ndarray:
+    """Naive-Bayes log-count ratio of each feature (Wang & Manning 2012):
+    ``log((p / |p|1) / (q / |q|1))``, p and q the feature's counts in positive and negative
+    reviews plus ``alpha``. NBSVM's feature scale, and that of the nb_ngrams network."""
+    p, q = positive + alpha, negative + alpha
+    return np.log((p / p.sum()) / (q / q.sum()))
+
+
 def subsample(sequences: Sequences, size: int | None, seed: int) -> Sequences:
     """A stratified subsample of ``size`` reviews (all of them if size is None or too big)."""
     from sklearn.model_selection import train_test_split

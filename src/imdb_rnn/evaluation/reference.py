@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from imdb_rnn.data.preprocess import read_table
+from imdb_rnn.data.vectorize import log_count_ratio
 from imdb_rnn.evaluation.metrics import classification_metrics
 from imdb_rnn.config.params import NbsvmParams, Params, ReferenceParams
 
@@ -72,9 +73,9 @@ class Nbsvm:
                                           ngram_range=(1, self.nb.ngram_max))
         x = self.vectorizer.fit_transform(texts)
         y = np.asarray(labels)
-        p = np.asarray(x[y == 1].sum(axis=0)).ravel() + self.nb.alpha
-        q = np.asarray(x[y == 0].sum(axis=0)).ravel() + self.nb.alpha
-        self.ratio = sparse.diags(np.log((p / p.sum()) / (q / q.sum())))
+        self.ratio = sparse.diags(log_count_ratio(np.asarray(x[y == 1].sum(axis=0)).ravel(),
+                                                  np.asarray(x[y == 0].sum(axis=0)).ravel(),
+                                                  self.nb.alpha))
         self.logreg = LogisticRegression(C=self.nb.C, solver="liblinear", dual=True,
                                          max_iter=1000, random_state=self.seed)
         self.logreg.fit(x @ self.ratio, y)

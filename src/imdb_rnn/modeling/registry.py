@@ -24,7 +24,7 @@ import numpy as np
 from keras import layers
 
 from imdb_rnn.errors import PipelineError
-from imdb_rnn.data.vectorize import PAD_ID
+from imdb_rnn.data.vectorize import PAD_ID, log_count_ratio
 
 _CELLS = {"simple_rnn": layers.SimpleRNN, "lstm": layers.LSTM, "gru": layers.GRU}
 
@@ -170,8 +170,7 @@ class NaiveBayesScale(layers.Layer):
         """The ratios from the training split's counts (:meth:`count` summed over batches)."""
         counts = counts.copy()
         counts[:, PAD_ID] = 0  # padding is no feature
-        p, q = counts[1] + 1.0, counts[0] + 1.0
-        ratios = np.log((p / p.sum()) / (q / q.sum()))
+        ratios = log_count_ratio(counts[1], counts[0], alpha=1.0)
         ratios[(counts.sum(axis=0) < self.MIN_REVIEWS) | (np.arange(self.size) == PAD_ID)] = 0.0
         self.ratios.assign(ratios.astype("float32"))
 
